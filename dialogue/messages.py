@@ -1,0 +1,94 @@
+"""Boundary types: the only things that cross between channel adapters and the core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class Channel(StrEnum):
+    TELEGRAM = "telegram"
+    VK = "vk"
+    WEB = "web"
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """Where a citizen can be reached: a channel and a chat id on it."""
+
+    channel: Channel
+    chat_id: str
+
+    def __str__(self) -> str:
+        return f"{self.channel.value}:{self.chat_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        channel, _, chat_id = text.partition(":")
+        if not chat_id:
+            raise ValueError(f"not an address: {text!r}")
+        return cls(Channel(channel), chat_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    latitude: float
+    longitude: float
+
+
+class AttachmentKind(StrEnum):
+    PHOTO = "photo"
+    DOCUMENT = "document"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file the citizen sent. ``ref`` is channel-specific (Telegram file_id, VK photo id,
+    web upload id); ``mime`` is what the channel reported, if anything."""
+
+    kind: AttachmentKind
+    ref: str
+    mime: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """One thing a citizen did: wrote text, pressed a button (``payload``), sent files
+    or a location. ``user_id`` identifies the person on the channel; ``address`` is where
+    replies go (equal for private chats)."""
+
+    address: Address
+    user_id: str
+    text: str = ""
+    payload: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    location: Location | None = None
+    received_at: datetime | None = None
+    language_hint: str | None = None
+    display_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """``payload`` is a short id such as ``"sector:roads"`` (well under 64 bytes); it is
+    re-checked on arrival, never trusted."""
+
+    label: str
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """What the core says. ``buttons`` are rows of buttons. Text is plain (adapters escape)."""
+
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+    request_location: bool = False
+    remove_keyboard: bool = False
+
+    def all_buttons(self) -> list[Button]:
+        return [b for row in self.buttons for b in row]
