@@ -1,0 +1,43 @@
+# tsur — `make run` starts the whole system on SQLite, `make test` runs the whole suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+LOCALES := dialogue/locales
+
+.PHONY: install run migrate test lint i18n-extract i18n-compile system-deps clean
+
+install: $(STAMP) i18n-compile
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+i18n-compile: $(STAMP)
+	$(BIN)/pybabel compile --use-fuzzy -d $(LOCALES) -D messages --statistics
+
+i18n-extract: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -o $(LOCALES)/messages.pot dialogue bots
+	$(BIN)/pybabel update -i $(LOCALES)/messages.pot -d $(LOCALES) -D messages
+
+run: install
+	$(BIN)/tsur run
+
+migrate: install
+	$(BIN)/tsur migrate
+
+# What the tests need from the system (PostgreSQL); installs with apt when missing.
+system-deps:
+	@tools/system-deps.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: install system-deps lint
+	TSUR_REQUIRE_POSTGRES=1 $(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

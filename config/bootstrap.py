@@ -1,0 +1,53 @@
+"""The one place that wires concrete classes together."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from config.settings import Settings
+from dialogue.engine import Engine
+from dialogue.nlu import KeywordClassifier
+from domain.calendar import WorkingCalendar
+from domain.catalogue import Catalogue, load_catalogue
+from domain.storage.uow import Database
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class System:
+    settings: Settings
+    database: Database
+    catalogue: Catalogue
+    calendar: WorkingCalendar
+    engine: Engine
+
+    async def close(self) -> None:
+        await self.database.dispose()
+
+
+def bootstrap(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> System:
+    """Build the system from settings; connects lazily (nothing happens at import)."""
+    database = Database.from_url(settings.sqlalchemy_url)
+    catalogue = load_catalogue(settings.catalogue)
+    calendar = WorkingCalendar(
+        tz=settings.timezone,
+        day_start=settings.workday_start,
+        day_end=settings.workday_end,
+        extra_holidays=settings.extra_holidays,
+        extra_workdays=settings.extra_workdays,
+    )
+    engine = Engine(
+        database.uow,
+        catalogue,
+        calendar,
+        KeywordClassifier(catalogue),
+        clock,
+        default_language=settings.language,
+        confidence_threshold=settings.nlu_threshold,
+    )
+    return System(settings, database, catalogue, calendar, engine)

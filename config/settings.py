@@ -1,0 +1,72 @@
+"""Settings from ``TSUR_*`` environment variables, read once by the entry point."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import date, time
+from pathlib import Path
+
+
+def _dates(raw: str) -> tuple[date, ...]:
+    return tuple(date.fromisoformat(p.strip()) for p in raw.split(",") if p.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting, its ``TSUR_`` variable and default (the README's table mirrors this)."""
+
+    data_dir: Path = Path("var")
+    database_url: str = ""  # default: SQLite file <data_dir>/tsur.db
+    host: str = "127.0.0.1"
+    port: int = 8080
+    language: str = "ru"
+    timezone: str = "Europe/Moscow"
+    catalogue: Path | None = None  # default: the shipped config/catalogue.yaml
+    nlu_threshold: float = 0.6
+    workday_start: time = time(9)
+    workday_end: time = time(18)
+    extra_holidays: tuple[date, ...] = ()
+    extra_workdays: tuple[date, ...] = ()
+    max_upload_mb: int = 10
+    log_level: str = "INFO"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'tsur.db').resolve()}"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``TSUR_<NAME>`` variables; raises ValueError on bad values."""
+        env = os.environ if env is None else env
+        converters = {
+            "data_dir": Path,
+            "catalogue": Path,
+            "port": int,
+            "nlu_threshold": float,
+            "workday_start": time.fromisoformat,
+            "workday_end": time.fromisoformat,
+            "extra_holidays": _dates,
+            "extra_workdays": _dates,
+            "max_upload_mb": int,
+        }
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f"TSUR_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            try:
+                values[f.name] = converters.get(f.name, str)(raw)
+            except ValueError as exc:
+                raise ValueError(f"TSUR_{f.name.upper()}={raw!r}: {exc}") from exc
+        settings = cls(**values)  # type: ignore[arg-type]
+        if settings.language not in ("ru", "en"):
+            raise ValueError("TSUR_LANGUAGE must be ru or en")
+        return settings
