@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from datetime import date, time
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings
+
+
+def test_defaults_use_sqlite_in_var() -> None:
+    s = Settings.from_env({})
+    assert s.port == 8080 and s.host == "127.0.0.1" and s.language == "ru"
+    assert s.sqlalchemy_url.startswith("sqlite+aiosqlite:///")
+    assert s.sqlalchemy_url.endswith("/var/tsur.db")
+
+
+def test_values_are_converted() -> None:
+    s = Settings.from_env({
+        "TSUR_PORT": "9000", "TSUR_DATA_DIR": "/tmp/x", "TSUR_WORKDAY_START": "08:30",
+        "TSUR_EXTRA_HOLIDAYS": "2026-12-30, 2026-12-29", "TSUR_NLU_THRESHOLD": "0.4",
+        "TSUR_DATABASE_URL": "postgresql+asyncpg://u@h/db",
+    })
+    assert s.port == 9000 and s.data_dir == Path("/tmp/x")
+    assert s.workday_start == time(8, 30) and s.nlu_threshold == 0.4
+    assert s.extra_holidays == (date(2026, 12, 30), date(2026, 12, 29))
+    assert s.sqlalchemy_url == "postgresql+asyncpg://u@h/db"
+
+
+@pytest.mark.parametrize("env", [{"TSUR_PORT": "eighty"}, {"TSUR_LANGUAGE": "de"},
+                                 {"TSUR_EXTRA_WORKDAYS": "2026-13-01"}])
+def test_bad_values_are_reported(env: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="TSUR_"):
+        Settings.from_env(env)
