@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Installs the system packages the test suite needs (PostgreSQL) when they are missing.
+# Installs the system packages the test suite needs when they are missing:
+# PostgreSQL server binaries and Debian's Chromium (browser tests; no browser download).
 set -euo pipefail
-have_pg() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; }
-if have_pg; then exit 0; fi
+have_pg() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
+have_chromium() { command -v chromium >/dev/null 2>&1; }
+missing=()
+have_pg || missing+=(postgresql)
+have_chromium || missing+=(chromium)
+[ ${#missing[@]} -eq 0 ] && exit 0
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-echo "installing PostgreSQL for the test suite (apt)"
+echo "installing for the test suite (apt): ${missing[*]}"
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
-have_pg
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+have_pg && have_chromium
