@@ -1,0 +1,353 @@
+"""The catalogue: sectors, categories, agencies and municipalities, read from YAML.
+
+The catalogue is configuration, not code: ``config/catalogue.yaml`` lists the
+rubricator (sectors and their categories with deadlines and classifier keywords),
+the responsible agencies and every municipality of the Republic of Dagestan.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SECTOR_SLUGS: tuple[str, ...] = (
+    "housing", "waste", "energy", "education", "health", "roads", "transport", "social", "other",
+)
+AGENCY_KINDS = frozenset({"regional", "municipal"})
+MUNICIPALITY_KINDS = frozenset({"city_district", "municipal_district", "municipal_okrug"})
+MIN_CATEGORIES = 3
+
+
+def _pick(names: Mapping[str, str], lang: str) -> str:
+    return names.get(lang) or names["ru"]
+
+
+@dataclass(frozen=True, slots=True)
+class Agency:
+    """An organisation that answers complaints; ``kind`` is "regional" or "municipal"."""
+
+    slug: str
+    name: str
+    short_name: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    """A rubric inside a sector, with its deadlines and classifier keyword stems.
+
+    ``municipal``: the municipality's administration answers when the municipality is known.
+    """
+
+    slug: str
+    sector: str
+    names: Mapping[str, str]
+    first_answer_hours: int
+    resolution_days: int
+    keywords: tuple[str, ...]
+    municipal: bool
+
+    def name(self, lang: str) -> str:
+        """Name in ``lang``, falling back to Russian."""
+        return _pick(self.names, lang)
+
+
+@dataclass(frozen=True, slots=True)
+class Sector:
+    """A sector (ЖКХ, дороги, ...). ``keywords`` are the sector's own stems followed by
+    those of its categories, without duplicates."""
+
+    slug: str
+    names: Mapping[str, str]
+    agency: str
+    categories: tuple[Category, ...]
+    keywords: tuple[str, ...]
+
+    def name(self, lang: str) -> str:
+        """Name in ``lang``, falling back to Russian."""
+        return _pick(self.names, lang)
+
+
+@dataclass(frozen=True, slots=True)
+class Municipality:
+    """A city district, municipal district or municipal okrug with its administration."""
+
+    slug: str
+    names: Mapping[str, str]
+    kind: str
+    aliases: tuple[str, ...]
+    agency: str
+
+    def name(self, lang: str) -> str:
+        """Name in ``lang``, falling back to Russian."""
+        return _pick(self.names, lang)
+
+
+# --- recognising municipality names in free Russian text -------------------------------------
+
+_ADJ_ENDINGS: tuple[str, ...] = (
+    "ий", "ый", "ой", "ая", "ое", "ие", "ые", "ого", "ому", "им", "ым", "ом", "ую",
+    "их", "ых", "ими", "ыми", "ей", "ою",
+)
+_NOUN_A: tuple[str, ...] = ("а", "я", "ы", "и", "е", "у", "ю", "ой", "ою", "ей")
+_NOUN_CONS: tuple[str, ...] = ("", "а", "у", "е", "ом", "ы", "ов", "ах", "ам")
+_NOUN_SOFT: tuple[str, ...] = ("ь", "я", "ю", "е", "ем", "и", "ью")
+_NOUN_PLURAL: tuple[str, ...] = ("и", "ы", "ей", "ов", "ам", "ям", "ах", "ях", "ами", "ями")
+_WORD = re.compile(r"[a-zа-я0-9]+")
+_ABBREVIATIONS = ((re.compile(r"(?<![a-zа-я0-9])р-?н(?![a-zа-я0-9])"), "район"),)
+
+
+def normalize(text: str) -> str:
+    """Lower-case, "ё" -> "е", common abbreviations expanded (``р-н`` -> ``район``)."""
+    text = text.lower().replace("ё", "е")
+    for pattern, repl in _ABBREVIATIONS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def _word_regex(word: str) -> str:
+    """A regex matching one normalized word in its Russian inflected forms.
+
+    A trailing ``*`` makes the word a prefix; Latin words and indeclinable words match exactly.
+    """
+    if word.endswith("*"):
+        return re.escape(word[:-1]) + r"[a-zа-я0-9]*"
+    if not re.fullmatch(r"[а-я]+", word) or len(word) < 3:
+        return re.escape(word)
+    if len(word) > 4 and (word[-2:] in ("ий", "ый", "ая", "ое", "ие", "ые")
+                          or word.endswith("ской")):
+        stem, endings = word[:-2], _ADJ_ENDINGS
+    elif word[-1] in "ая":
+        stem, endings = word[:-1], _NOUN_A
+    elif word[-1] == "ь":
+        stem, endings = word[:-1], _NOUN_SOFT
+    elif word[-1] in "иы":
+        stem, endings = word[:-1], _NOUN_PLURAL
+    elif word[-1] in "оеуюэ":
+        return re.escape(word)
+    else:
+        stem, endings = word, _NOUN_CONS
+    return re.escape(stem) + "(?:" + "|".join(re.escape(e) for e in endings) + ")"
+
+
+@dataclass(frozen=True, slots=True)
+class _Pattern:
+    municipality: Municipality
+    regex: re.Pattern[str]
+    words: int
+    chars: int
+
+
+def _compile(municipality: Municipality) -> list[_Pattern]:
+    phrases = {normalize(p) for p in (*municipality.names.values(), *municipality.aliases)}
+    patterns = []
+    for phrase in phrases:
+        words = [w for w in re.split(r"[^a-zа-я0-9*]+", phrase) if w]
+        if not words:
+            continue
+        body = r"[^a-zа-я0-9]+".join(_word_regex(w) for w in words)
+        regex = re.compile(r"(?<![a-zа-я0-9])" + body + r"(?![a-zа-я0-9])")
+        patterns.append(_Pattern(municipality, regex, len(words), len(phrase)))
+    return patterns
+
+
+class Catalogue:
+    """The loaded catalogue. Lookups raise ``KeyError`` on unknown slugs."""
+
+    def __init__(self, sectors: list[Sector], agencies: dict[str, Agency],
+                 municipalities: list[Municipality], consent_version: str) -> None:
+        self.sectors = sectors
+        self.agencies = agencies
+        self.municipalities = municipalities
+        self.consent_version = consent_version
+        self._sectors = {s.slug: s for s in sectors}
+        self._categories = {(s.slug, c.slug): c for s in sectors for c in s.categories}
+        self._municipalities = {m.slug: m for m in municipalities}
+        self._patterns = [p for m in municipalities for p in _compile(m)]
+
+    def sector(self, slug: str) -> Sector:
+        return self._sectors[slug]
+
+    def category(self, sector_slug: str, category_slug: str) -> Category:
+        """The category ``category_slug`` of sector ``sector_slug``; ``KeyError`` otherwise."""
+        try:
+            return self._categories[(sector_slug, category_slug)]
+        except KeyError:
+            raise KeyError(f"{sector_slug}/{category_slug}") from None
+
+    def municipality(self, slug: str) -> Municipality:
+        return self._municipalities[slug]
+
+    def agency(self, slug: str) -> Agency:
+        return self.agencies[slug]
+
+    def responsible_agency(self, sector_slug: str, category_slug: str,
+                           municipality_slug: str | None) -> Agency:
+        """Who answers: the municipality's administration for a municipal category when the
+        municipality is known, otherwise the sector's agency."""
+        category = self.category(sector_slug, category_slug)
+        if category.municipal and municipality_slug is not None:
+            return self.agency(self.municipality(municipality_slug).agency)
+        return self.agency(self.sector(sector_slug).agency)
+
+    def find_municipality(self, text: str) -> Municipality | None:
+        """The municipality named anywhere in free text, or ``None``.
+
+        Case-insensitive, "ё" == "е", tolerant to Russian inflection ("в Махачкале",
+        "Дербентского района"). The longest phrase wins ("Кизилюртовский район" is the
+        district, "Кизилюрт" alone the city); on a tie, the one mentioned first.
+        """
+        norm = normalize(text)
+        best: tuple[int, int, int] | None = None
+        found: Municipality | None = None
+        for pattern in self._patterns:
+            match = pattern.regex.search(norm)
+            if match is None:
+                continue
+            key = (pattern.words, pattern.chars, -match.start())
+            if best is None or key > best:
+                best, found = key, pattern.municipality
+        return found
+
+
+# --- loading and validation -------------------------------------------------------------------
+
+
+def _default_path() -> Path:
+    try:
+        resource = resources.files("config") / "catalogue.yaml"
+        if resource.is_file():
+            return Path(str(resource))
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parent.parent / "config" / "catalogue.yaml"
+
+
+def _names(raw: Any, where: str) -> dict[str, str]:
+    if not isinstance(raw, dict) or not raw.get("ru") or not raw.get("en"):
+        raise ValueError(f"{where}: 'names' must give both 'ru' and 'en'")
+    return {str(k): str(v) for k, v in raw.items()}
+
+
+def _keywords(raw: Any, where: str) -> tuple[str, ...]:
+    words = tuple(dict.fromkeys(normalize(str(w)).strip() for w in raw or ()))
+    bad = [w for w in words if not re.fullmatch(r"[a-zа-я0-9]+", w)]
+    if bad:
+        raise ValueError(f"{where}: keywords must be single-word stems, got {bad}")
+    return words
+
+
+def _unique(slug: Any, seen: set[str], what: str) -> str:
+    if not isinstance(slug, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", slug):
+        raise ValueError(f"invalid {what} slug: {slug!r}")
+    if slug in seen:
+        raise ValueError(f"duplicate {what} slug: {slug!r}")
+    seen.add(slug)
+    return slug
+
+
+def _agency(raw: Any, seen: set[str], kind: str) -> Agency:
+    if not isinstance(raw, dict):
+        raise ValueError(f"agency entry must be a mapping: {raw!r}")
+    slug = _unique(raw.get("slug"), seen, "agency")
+    kind = raw.get("kind", kind)
+    if kind not in AGENCY_KINDS or not raw.get("name"):
+        raise ValueError(f"agency {slug!r}: needs a name and a kind in {sorted(AGENCY_KINDS)}")
+    return Agency(slug, str(raw["name"]), str(raw.get("short_name") or raw["name"]), kind)
+
+
+def _category(raw: Any, sector: str, defaults: dict[str, Any], seen: set[str]) -> Category:
+    if not isinstance(raw, dict):
+        raise ValueError(f"sector {sector!r}: category entry must be a mapping")
+    slug = _unique(raw.get("slug"), seen, f"category (sector {sector!r})")
+    where = f"category {sector}/{slug}"
+    hours = raw.get("first_answer_hours", defaults.get("first_answer_hours"))
+    days = raw.get("resolution_days", defaults.get("resolution_days"))
+    if not isinstance(hours, int) or not isinstance(days, int) or hours <= 0 or days <= 0:
+        raise ValueError(f"{where}: first_answer_hours and resolution_days must be positive ints")
+    return Category(slug, sector, _names(raw.get("names"), where), hours, days,
+                    _keywords(raw.get("keywords"), where), bool(raw.get("municipal", False)))
+
+
+def _sector(raw: Any, defaults: dict[str, Any], agencies: dict[str, Agency],
+            seen: set[str]) -> Sector:
+    if not isinstance(raw, dict):
+        raise ValueError("sector entry must be a mapping")
+    slug = _unique(raw.get("slug"), seen, "sector")
+    if raw.get("agency") not in agencies:
+        raise ValueError(f"sector {slug!r}: unknown agency {raw.get('agency')!r}")
+    cat_seen: set[str] = set()
+    cats = tuple(_category(c, slug, defaults, cat_seen) for c in raw.get("categories") or ())
+    if len(cats) < MIN_CATEGORIES:
+        raise ValueError(f"sector {slug!r}: needs at least {MIN_CATEGORIES} categories, "
+                         f"has {len(cats)}")
+    own = _keywords(raw.get("keywords"), f"sector {slug}")
+    keywords = tuple(dict.fromkeys([*own, *(k for c in cats for k in c.keywords)]))
+    return Sector(slug, _names(raw.get("names"), f"sector {slug}"), raw["agency"], cats, keywords)
+
+
+def _municipality(raw: Any, agencies: dict[str, Agency], seen: set[str]) -> Municipality:
+    if not isinstance(raw, dict):
+        raise ValueError("municipality entry must be a mapping")
+    slug = _unique(raw.get("slug"), seen, "municipality")
+    if raw.get("kind") not in MUNICIPALITY_KINDS:
+        raise ValueError(f"municipality {slug!r}: kind must be one of {sorted(MUNICIPALITY_KINDS)}")
+    admin = raw.get("administration")
+    if isinstance(admin, dict):  # the administration is declared inline
+        agency = _agency(admin, set(agencies), "municipal")
+        agencies[agency.slug] = agency
+    elif admin not in agencies:
+        raise ValueError(f"municipality {slug!r}: unknown administration agency {admin!r}")
+    else:
+        agency = agencies[admin]
+    aliases = tuple(str(a) for a in raw.get("aliases") or ())
+    return Municipality(slug, _names(raw.get("names"), f"municipality {slug}"), raw["kind"],
+                        aliases, agency.slug)
+
+
+def load_catalogue(path: str | Path | None = None) -> Catalogue:
+    """Read and validate the catalogue (default: ``config/catalogue.yaml``).
+
+    Raises ``ValueError`` with a readable message when the file is malformed: duplicate
+    slugs, a sector with fewer than three categories, an unknown agency, a missing or
+    misplaced fixed sector slug.
+    """
+    path = Path(path) if path is not None else _default_path()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: the catalogue must be a mapping")
+    try:
+        return _build(data)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def _build(data: dict[str, Any]) -> Catalogue:
+    defaults = data.get("defaults") or {}
+    consent = data.get("consent_version")
+    if not isinstance(consent, str) or not consent:
+        raise ValueError("consent_version must be a non-empty string")
+    seen: set[str] = set()
+    agencies: dict[str, Agency] = {}
+    for raw in data.get("agencies") or ():
+        agency = _agency(raw, seen, "regional")
+        agencies[agency.slug] = agency
+    sector_seen: set[str] = set()
+    sectors = [_sector(s, defaults, agencies, sector_seen) for s in data.get("sectors") or ()]
+    slugs = tuple(s.slug for s in sectors)
+    if slugs != SECTOR_SLUGS:
+        raise ValueError(f"sectors must be exactly {list(SECTOR_SLUGS)} in this order, "
+                         f"got {list(slugs)}")
+    muni_seen: set[str] = set()
+    municipalities = [_municipality(m, agencies, muni_seen)
+                      for m in data.get("municipalities") or ()]
+    return Catalogue(sectors, agencies, municipalities, consent)
