@@ -1,0 +1,103 @@
+"""Copying between ORM rows and domain dataclasses, in both directions.
+
+Readers build fresh domain objects (nothing of the row leaks out); writers update a row in
+place so SQLAlchemy emits only the changed columns.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from domain.citizen import Citizen, Consent, Identity
+from domain.complaint import ClassifiedBy, Complaint, EventKind, HistoryEntry, Photo, Status
+from domain.storage.orm import CitizenRow, ComplaintRow, HistoryRow, IdentityRow, PhotoRow
+
+# Columns copied one to one between Complaint and ComplaintRow (enums are str subclasses).
+COMPLAINT_FIELDS = (
+    "number", "citizen_id", "channel", "text", "sector", "category", "agency", "municipality",
+    "created_at", "first_answer_due", "resolution_due", "classified_by", "confidence",
+    "address", "latitude", "longitude", "status", "duplicate_of", "first_answered_at",
+    "resolved_at", "updated_at",
+)
+
+
+def citizen_from_row(row: CitizenRow) -> Citizen:
+    consent = None
+    if row.consent_given_at is not None and row.consent_version is not None:
+        consent = Consent(row.consent_given_at, row.consent_version)
+    return Citizen(
+        identities=[Identity(i.channel, i.external_id, i.chat_id) for i in row.identities],
+        language=row.language,
+        name=row.name,
+        phone=row.phone,
+        consent=consent,
+        subscribed_municipality=row.subscribed_municipality,
+        subscribed_sectors=list(row.subscribed_sectors or []),
+        reachable=row.reachable,
+        created_at=row.created_at,
+        id=row.id,
+    )
+
+
+def write_citizen(row: CitizenRow, citizen: Citizen) -> None:
+    """Copy the citizen onto ``row``; identities are matched by (channel, external_id)."""
+    row.language = citizen.language
+    row.name = citizen.name
+    row.phone = citizen.phone
+    row.consent_given_at = citizen.consent.given_at if citizen.consent else None
+    row.consent_version = citizen.consent.text_version if citizen.consent else None
+    row.subscribed_municipality = citizen.subscribed_municipality
+    row.subscribed_sectors = list(citizen.subscribed_sectors)
+    row.reachable = citizen.reachable
+    row.created_at = citizen.created_at
+    stored = {(i.channel, i.external_id): i for i in row.identities}
+    wanted = {(i.channel, i.external_id): i for i in citizen.identities}
+    for key, existing in stored.items():
+        if key not in wanted:
+            row.identities.remove(existing)
+    for key, identity in wanted.items():
+        if key in stored:
+            stored[key].chat_id = identity.chat_id
+        else:
+            row.identities.append(IdentityRow(channel=identity.channel,
+                                              external_id=identity.external_id,
+                                              chat_id=identity.chat_id))
+
+
+def complaint_from_row(row: ComplaintRow) -> Complaint:
+    values = {name: getattr(row, name) for name in COMPLAINT_FIELDS}
+    values["status"] = Status(row.status)
+    values["classified_by"] = ClassifiedBy(row.classified_by)
+    return Complaint(
+        **values,
+        photos=[Photo(p.ref, p.mime) for p in row.photos],
+        history=[history_from_row(h) for h in row.history],
+        id=row.id,
+    )
+
+
+def history_from_row(row: HistoryRow) -> HistoryEntry:
+    return HistoryEntry(EventKind(row.kind), row.at, row.actor, row.text,
+                        copy.deepcopy(dict(row.data or {})), id=row.id)
+
+
+def write_complaint(row: ComplaintRow, complaint: Complaint) -> list[tuple[HistoryEntry,
+                                                                            HistoryRow]]:
+    """Copy fields onto ``row``, append photos beyond those stored and history entries
+    without an id. Returns the new (entry, row) pairs so ids can be copied after a flush."""
+    for name in COMPLAINT_FIELDS:
+        value = getattr(complaint, name)
+        if name in ("status", "classified_by"):
+            value = str(value)
+        setattr(row, name, value)
+    stored_photos = len(row.photos)
+    for position, photo in enumerate(complaint.photos[stored_photos:], start=stored_photos):
+        row.photos.append(PhotoRow(position=position, ref=photo.ref, mime=photo.mime))
+    added = []
+    for entry in complaint.history:
+        if entry.id is None:
+            history_row = HistoryRow(kind=str(entry.kind), at=entry.at, actor=entry.actor,
+                                     text=entry.text, data=dict(entry.data))
+            row.history.append(history_row)
+            added.append((entry, history_row))
+    return added

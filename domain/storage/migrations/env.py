@@ -1,0 +1,58 @@
+"""Alembic environment: runs migrations over the async engine via ``run_sync``.
+
+The URL comes from ``config.attributes["url"]`` (set by :func:`domain.storage.migrate.upgrade`)
+or, for developers using an ini file, from ``sqlalchemy.url``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from domain.storage.orm import Base
+from domain.storage.uow import create_engine
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _url() -> str:
+    url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no database URL given to the migrations")
+    return str(url)
+
+
+def _configure(**kwargs: object) -> None:
+    context.configure(target_metadata=target_metadata, render_as_batch=True,
+                      compare_type=True, **kwargs)
+
+
+def run_migrations_offline() -> None:
+    _configure(url=_url(), literal_binds=True, dialect_opts={"paramstyle": "named"})
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _run(connection: Connection) -> None:
+    _configure(connection=connection)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def run_migrations_online() -> None:
+    engine = create_engine(_url())
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run)
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    asyncio.run(run_migrations_online())

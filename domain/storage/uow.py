@@ -1,0 +1,149 @@
+"""The SQL unit of work, and :class:`Database`, which owns the engine and hands out units."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from domain.storage.repositories import (
+    SqlCitizenRepository,
+    SqlComplaintRepository,
+    SqlConversationStore,
+    utc_now,
+)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def sqlite_url(path: str | Path) -> str:
+    """The async SQLAlchemy URL of an SQLite database file."""
+    return f"sqlite+aiosqlite:///{Path(path).expanduser().resolve()}"
+
+
+def _json_dumps(value: Any) -> str:
+    # Keep Cyrillic readable in the database instead of \\u escapes.
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def create_engine(url: str | URL, *, echo: bool = False) -> AsyncEngine:
+    """An async engine for ``sqlite+aiosqlite:///path`` or ``postgresql+asyncpg://...``.
+
+    For SQLite the parent directory is created, and every connection gets WAL, a busy
+    timeout and foreign keys. Each transaction starts with ``BEGIN IMMEDIATE``: it takes the
+    write lock up front, so two read-then-write transactions wait for each other instead of
+    failing with "database is locked" when the second one tries to write.
+    """
+    url = make_url(url)
+    engine = create_async_engine(url, echo=echo, json_serializer=_json_dumps)
+    if url.get_backend_name() != "sqlite":
+        return engine
+    file = _sqlite_file(url)
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take BEGIN away from the driver (its legacy mode defers it until the first write).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if file is not None:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class SqlUnitOfWork:
+    """One transaction over the SQL repositories; rolls back unless :meth:`commit` is called.
+
+    Use as ``async with db.uow() as uow: ...; await uow.commit()``. A unit is single-use.
+    """
+
+    citizens: SqlCitizenRepository
+    complaints: SqlComplaintRepository
+    conversations: SqlConversationStore
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession],
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self._session_factory = session_factory
+        self._clock = clock
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            raise RuntimeError("unit of work is not entered")
+        return self._session
+
+    async def __aenter__(self) -> SqlUnitOfWork:
+        if self._session is not None:
+            raise RuntimeError("unit of work is already in use")
+        session = self._session_factory()
+        self._session = session
+        self.citizens = SqlCitizenRepository(session)
+        self.complaints = SqlComplaintRepository(session)
+        self.conversations = SqlConversationStore(session, self._clock)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        session = self.session
+        try:
+            await session.rollback()
+        finally:
+            await session.close()
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+    async def rollback(self) -> None:
+        await self.session.rollback()
+
+
+class Database:
+    """The engine and session factory of one database; ``uow()`` opens units of work."""
+
+    def __init__(self, engine: AsyncEngine, clock: Callable[[], datetime] = utc_now) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.session_factory = async_sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str | URL, *, echo: bool = False,
+                 clock: Callable[[], datetime] = utc_now) -> Database:
+        """Create the engine (see :func:`create_engine`); ``clock`` stamps conversations."""
+        return cls(create_engine(url, echo=echo), clock)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def uow(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.session_factory, self.clock)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
