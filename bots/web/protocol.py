@@ -1,0 +1,188 @@
+"""The web chat's WebSocket protocol: JSON text frames, one object per frame.
+
+Client → server (``hello`` must come first; every other frame is one citizen action)::
+
+    {"type": "hello", "client_id": "<uuid kept in localStorage>", "lang": "ru"}
+    {"type": "text", "text": "На улице Ленина яма"}
+    {"type": "button", "payload": "sector:roads"}
+    {"type": "location", "latitude": 42.98, "longitude": 47.5}
+    {"type": "photo", "upload_id": "<id from POST /chat/upload>", "text": "optional caption"}
+
+Server → client::
+
+    {"type": "message", "text": "...", "buttons": [[{"label": "...", "payload": "..."}]],
+     "request_location": false, "remove_keyboard": false,
+     "attachments": [{"kind": "photo", "ref": "web:<id>", "mime": "image/png", "name": "",
+                      "url": "/chat/uploads/<id>"}]}
+    {"type": "error", "code": "bad_json", "text": "human-readable explanation"}
+
+``client_id`` becomes both ``user_id`` and ``Address(Channel.WEB, client_id).chat_id``.
+A bad frame is answered with an ``error`` frame and the socket stays open; a frame over
+64 KiB closes the socket with code 1009 (message too big). Text longer than
+:data:`LONG_TEXT` is *not* cut here: the engine answers it politely.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from dialogue.messages import OutgoingMessage
+
+MAX_FRAME_BYTES = 64 * 1024
+LONG_TEXT = 10_000
+MAX_PAYLOAD = 256
+_CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
+_LANG_RE = re.compile(r"[a-z]{2}(-[A-Za-z]{2,4})?")
+
+_ERRORS: dict[str, dict[str, str]] = {
+    "bad_json": {"ru": "Сообщение не похоже на JSON-объект.",
+                 "en": "The frame is not a JSON object."},
+    "unknown_type": {"ru": "Неизвестный тип сообщения: {value}.",
+                     "en": "Unknown frame type: {value}."},
+    "bad_field": {"ru": "Поле «{value}» отсутствует или заполнено неверно.",
+                  "en": "Field '{value}' is missing or invalid."},
+    "empty_text": {"ru": "Пустое сообщение.", "en": "The message is empty."},
+    "no_hello": {"ru": "Сначала нужно представиться (hello).",
+                 "en": "Send a hello frame first."},
+    "bad_client_id": {"ru": "Неверный идентификатор клиента.",
+                      "en": "Invalid client id."},
+    "client_changed": {"ru": "Идентификатор клиента нельзя менять в одном соединении.",
+                       "en": "The client id cannot change within one connection."},
+    "unknown_upload": {"ru": "Фотография не найдена — загрузите её ещё раз.",
+                       "en": "Photo not found, please upload it again."},
+    "binary": {"ru": "Двоичные сообщения не поддерживаются.",
+               "en": "Binary frames are not supported."},
+    "too_large": {"ru": "Файл слишком большой: можно не больше {value} МБ.",
+                  "en": "The file is too large: at most {value} MB."},
+    "not_image": {"ru": "Можно отправить только фотографию (JPEG, PNG, WebP или GIF).",
+                  "en": "Only photos can be sent (JPEG, PNG, WebP or GIF)."},
+    "bad_upload": {"ru": "Не удалось прочитать файл. Попробуйте ещё раз.",
+                   "en": "The upload could not be read. Please try again."},
+    "internal": {"ru": "Что-то пошло не так. Попробуйте ещё раз чуть позже.",
+                 "en": "Something went wrong. Please try again a bit later."},
+}
+
+
+class FrameError(Exception):
+    """A frame the server cannot act on; ``code`` names the problem."""
+
+    def __init__(self, code: str, value: str = "") -> None:
+        super().__init__(f"{code}: {value}" if value else code)
+        self.code = code
+        self.value = value
+
+
+def error_frame(code: str, lang: str = "ru", value: str = "") -> dict[str, Any]:
+    """Build an ``error`` frame, Russian unless ``lang`` starts with ``en``."""
+    texts = _ERRORS.get(code, _ERRORS["internal"])
+    text = texts["en" if lang.startswith("en") else "ru"].format(value=value)
+    return {"type": "error", "code": code, "text": text}
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    client_id: str
+    lang: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One citizen action decoded from a frame (photo frames still hold the raw upload id)."""
+
+    type: str
+    text: str = ""
+    payload: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    upload_id: str | None = None
+
+
+def parse_frame(raw: str) -> Hello | Action:
+    """Decode one text frame.
+
+    :raises FrameError: for anything that is not a well-formed known frame.
+    """
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise FrameError("bad_json") from None
+    if not isinstance(data, dict):
+        raise FrameError("bad_json")
+    kind = data.get("type")
+    if kind == "hello":
+        return _hello(data)
+    if kind == "text":
+        text = _str(data, "text")
+        if not text.strip():
+            raise FrameError("empty_text")
+        return Action("text", text=text)
+    if kind == "button":
+        payload = _str(data, "payload")
+        if not payload or len(payload) > MAX_PAYLOAD:
+            raise FrameError("bad_field", "payload")
+        return Action("button", payload=payload)
+    if kind == "location":
+        lat = _coordinate(data, "latitude", 90)
+        lon = _coordinate(data, "longitude", 180)
+        return Action("location", latitude=lat, longitude=lon)
+    if kind == "photo":
+        upload_id = _str(data, "upload_id")
+        caption = _str(data, "text") if "text" in data else ""
+        return Action("photo", text=caption, upload_id=upload_id)
+    raise FrameError("unknown_type", str(kind)[:40])
+
+
+def _hello(data: dict[str, Any]) -> Hello:
+    client_id = data.get("client_id")
+    if not isinstance(client_id, str) or not _CLIENT_ID_RE.fullmatch(client_id):
+        raise FrameError("bad_client_id")
+    lang = data.get("lang")
+    if not isinstance(lang, str) or not _LANG_RE.fullmatch(lang):
+        lang = None
+    return Hello(client_id, lang)
+
+
+def _str(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise FrameError("bad_field", key)
+    return value
+
+
+def _coordinate(data: dict[str, Any], key: str, limit: float) -> float:
+    value = data.get(key)
+    # bool is an int subclass; true/false are not coordinates
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FrameError("bad_field", key)
+    number = float(value)
+    if not math.isfinite(number) or abs(number) > limit:
+        raise FrameError("bad_field", key)
+    return number
+
+
+def render_message(msg: OutgoingMessage, uploads_url: str) -> dict[str, Any]:
+    """Turn an :class:`OutgoingMessage` into a ``message`` frame.
+
+    Attachments whose ``ref`` is ``web:<id>`` get a ``url`` under ``uploads_url``; others
+    (files of another channel) are listed without one.
+    """
+    attachments = []
+    for a in msg.attachments:
+        item: dict[str, Any] = {"kind": str(a.kind), "ref": a.ref, "mime": a.mime,
+                                "name": a.name}
+        if a.ref.startswith("web:"):
+            item["url"] = f"{uploads_url}/{a.ref[4:]}"
+        attachments.append(item)
+    return {
+        "type": "message",
+        "text": msg.text,
+        "buttons": [[{"label": b.label, "payload": b.payload} for b in row]
+                    for row in msg.buttons],
+        "request_location": msg.request_location,
+        "remove_keyboard": msg.remove_keyboard,
+        "attachments": attachments,
+    }
