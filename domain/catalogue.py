@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -96,11 +95,14 @@ _ADJ_ENDINGS: tuple[str, ...] = (
     "их", "ых", "ими", "ыми", "ей", "ою",
 )
 _NOUN_A: tuple[str, ...] = ("а", "я", "ы", "и", "е", "у", "ю", "ой", "ою", "ей")
-_NOUN_CONS: tuple[str, ...] = ("", "а", "у", "е", "ом", "ы", "ов", "ах", "ам")
+_NOUN_CONS: tuple[str, ...] = ("", "а", "у", "е", "ом", "ем", "ы", "ов", "ах", "ам")
 _NOUN_SOFT: tuple[str, ...] = ("ь", "я", "ю", "е", "ем", "и", "ью")
 _NOUN_PLURAL: tuple[str, ...] = ("и", "ы", "ей", "ов", "ам", "ям", "ах", "ях", "ами", "ями")
 _WORD = re.compile(r"[a-zа-я0-9]+")
-_ABBREVIATIONS = ((re.compile(r"(?<![a-zа-я0-9])р-?н(?![a-zа-я0-9])"), "район"),)
+_STREET = re.compile(
+    r"(?<![a-zа-я0-9])(?:ул|улиц[аеуы]|пр|пр-т|просп|проспект[аеу]?|пер|переул(?:ок|ке|ка)"
+    r"|пл|площад[ьи]|шоссе|бульвар[ае]?|тупик[ае]?|наб|набережн(?:ая|ой))[.\s]*$")
+_ABBREVIATIONS = ((re.compile(r"(?<![a-zа-я0-9])р-?н(?:а|е|у|ом)?(?![a-zа-я0-9])"), "район"),)
 
 
 def normalize(text: str) -> str:
@@ -109,6 +111,11 @@ def normalize(text: str) -> str:
     for pattern, repl in _ABBREVIATIONS:
         text = pattern.sub(repl, text)
     return text
+
+
+def _is_adjective(word: str) -> bool:
+    return len(word) > 4 and (word[-2:] in ("ий", "ый", "ая", "ое", "ие", "ые")
+                              or word.endswith("ской"))
 
 
 def _word_regex(word: str) -> str:
@@ -120,8 +127,7 @@ def _word_regex(word: str) -> str:
         return re.escape(word[:-1]) + r"[a-zа-я0-9]*"
     if not re.fullmatch(r"[а-я]+", word) or len(word) < 3:
         return re.escape(word)
-    if len(word) > 4 and (word[-2:] in ("ий", "ый", "ая", "ое", "ие", "ые")
-                          or word.endswith("ской")):
+    if _is_adjective(word):
         stem, endings = word[:-2], _ADJ_ENDINGS
     elif word[-1] in "ая":
         stem, endings = word[:-1], _NOUN_A
@@ -131,6 +137,8 @@ def _word_regex(word: str) -> str:
         stem, endings = word[:-1], _NOUN_PLURAL
     elif word[-1] in "оеуюэ":
         return re.escape(word)
+    elif word.endswith("ск"):  # "Каспийском" reads as the adjective ("в Каспийском море")
+        stem, endings = word, tuple(e for e in _NOUN_CONS if e not in ("ом", "ем"))
     else:
         stem, endings = word, _NOUN_CONS
     return re.escape(stem) + "(?:" + "|".join(re.escape(e) for e in endings) + ")"
@@ -140,8 +148,7 @@ def _word_regex(word: str) -> str:
 class _Pattern:
     municipality: Municipality
     regex: re.Pattern[str]
-    words: int
-    chars: int
+    rank: int  # more words rank higher; a lone adjective ("Буйнакский") below a lone noun
 
 
 def _compile(municipality: Municipality) -> list[_Pattern]:
@@ -153,7 +160,8 @@ def _compile(municipality: Municipality) -> list[_Pattern]:
             continue
         body = r"[^a-zа-я0-9]+".join(_word_regex(w) for w in words)
         regex = re.compile(r"(?<![a-zа-я0-9])" + body + r"(?![a-zа-я0-9])")
-        patterns.append(_Pattern(municipality, regex, len(words), len(phrase)))
+        lone_adjective = len(words) == 1 and _is_adjective(words[0])
+        patterns.append(_Pattern(municipality, regex, 2 * len(words) - lone_adjective))
     return patterns
 
 
@@ -201,18 +209,20 @@ class Catalogue:
 
         Case-insensitive, "ё" == "е", tolerant to Russian inflection ("в Махачкале",
         "Дербентского района"). The longest phrase wins ("Кизилюртовский район" is the
-        district, "Кизилюрт" alone the city); on a tie, the one mentioned first.
+        district, "Кизилюрт" alone the city); on a tie, the one mentioned first. Street
+        names are skipped: "ул. Буйнакского" is a street in Makhachkala, not a district.
         """
         norm = normalize(text)
-        best: tuple[int, int, int] | None = None
+        best: tuple[int, int] | None = None
         found: Municipality | None = None
         for pattern in self._patterns:
-            match = pattern.regex.search(norm)
-            if match is None:
-                continue
-            key = (pattern.words, pattern.chars, -match.start())
-            if best is None or key > best:
-                best, found = key, pattern.municipality
+            for match in pattern.regex.finditer(norm):
+                if _STREET.search(norm, 0, match.start()):
+                    continue
+                key = (pattern.rank, -match.start())
+                if best is None or key > best:
+                    best, found = key, pattern.municipality
+                break
         return found
 
 
@@ -220,12 +230,8 @@ class Catalogue:
 
 
 def _default_path() -> Path:
-    try:
-        resource = resources.files("config") / "catalogue.yaml"
-        if resource.is_file():
-            return Path(str(resource))
-    except ModuleNotFoundError:
-        pass
+    # config/ sits next to domain/ both in the checkout and in site-packages; importing the
+    # config package instead would run its wiring code.
     return Path(__file__).resolve().parent.parent / "config" / "catalogue.yaml"
 
 
