@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
 import struct
 import zlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -386,3 +388,96 @@ async def test_static_route_does_not_escape_its_directory(webchat, webchat_http)
     url = f"{webchat.url}/chat/static/..%2F..%2F__init__.py"
     async with webchat_http.get(url) as resp:
         assert resp.status in (403, 404)
+
+
+# --- the page in a real browser -------------------------------------------------------
+CHROMIUM = shutil.which("chromium")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed")
+
+
+@pytest.fixture
+async def browser_page() -> AsyncIterator[Any]:
+    """A headless Chromium page that may use geolocation (at Makhachkala)."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        context = await browser.new_context(
+            geolocation={"latitude": 42.9849, "longitude": 47.5047},
+            permissions=["geolocation"])
+        page = await context.new_page()
+        page.set_default_timeout(5000)
+        external: list[str] = []
+        page.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "ws://127",
+                                                               "blob:", "data:"))
+                else external.append(r.url))
+        yield page
+        assert external == [], f"the page made external requests: {external}"
+        await browser.close()
+
+
+async def send_text(page: Any, text: str) -> None:
+    await page.fill("#input", text)
+    await page.press("#input", "Enter")
+
+
+@needs_chromium
+async def test_browser_text_buttons_and_safe_rendering(webchat, browser_page):
+    page = browser_page
+    await page.goto(webchat.url + "/chat?lang=en")
+    await page.wait_for_selector('#status[data-state="online"]')
+    assert await page.text_content("#send") == "Send"
+
+    await send_text(page, "menu")
+    await page.wait_for_selector(".bubble.bot .keyboard button")
+    await page.click("text=Дороги")
+    await page.wait_for_selector("text=payload: sector:roads")
+    users = await page.locator(".bubble.user").all_text_contents()
+    assert users == ["menu", "Дороги"]
+    assert webchat.engine.received[-1].payload == "sector:roads"
+    assert webchat.engine.received[0].language_hint == "en"
+
+    hostile = '<img src=x onerror="document.title=\'pwned\'">\nline two'
+    await send_text(page, hostile)
+    await page.wait_for_selector(".bubble.bot >> nth=2")
+    echo = page.locator(".bubble.bot p").nth(2)
+    assert await echo.text_content() == "echo: " + hostile
+    assert await page.locator(".bubble img").count() == 0
+    assert await page.title() != "pwned"
+    assert (await echo.bounding_box())["height"] > 30  # the line break is kept (pre-wrap)
+
+
+@needs_chromium
+async def test_browser_location_photo_identity_and_reconnect(webchat, browser_page, tmp_path):
+    page = browser_page
+    await page.goto(webchat.url + "/chat")
+    await page.wait_for_selector('#status[data-state="online"]')
+    await send_text(page, "where")
+    await page.wait_for_selector("#share-location", state="visible")
+    await page.click("#share-location")
+    await page.wait_for_selector("text=location: 42.9849, 47.5047")
+    assert webchat.engine.received[-1].location == Location(42.9849, 47.5047)
+
+    photo = tmp_path / "pit.png"
+    photo.write_bytes(png_bytes())
+    await page.fill("#input", "яма")
+    await page.set_input_files("#photo-input", str(photo))
+    await page.wait_for_selector(".bubble.bot img")
+    msg = webchat.engine.received[-1]
+    assert msg.text == "яма" and msg.attachments[0].mime == "image/png"
+    src = await page.get_attribute(".bubble.bot img", "src")
+    assert src == "/chat/uploads/" + msg.attachments[0].ref.removeprefix("web:")
+
+    client_id = await page.evaluate("localStorage.getItem('tsur.webchat.client_id')")
+    assert msg.user_id == client_id
+    await page.reload()
+    await page.wait_for_selector('#status[data-state="online"]')
+    await send_text(page, "again")
+    await page.wait_for_selector("text=echo: again")
+    assert webchat.engine.received[-1].user_id == client_id
+
+    await webchat.messenger.close_all()  # the server drops the socket; the page comes back
+    await page.wait_for_selector('#status[data-state="offline"]')
+    await page.wait_for_selector('#status[data-state="online"]', timeout=10_000)
+    await send_text(page, "back")
+    await page.wait_for_selector("text=echo: back")
