@@ -243,9 +243,10 @@ def _names(raw: Any, where: str) -> dict[str, str]:
 
 def _keywords(raw: Any, where: str) -> tuple[str, ...]:
     words = tuple(dict.fromkeys(normalize(str(w)).strip() for w in raw or ()))
-    bad = [w for w in words if not re.fullmatch(r"[a-zа-я0-9]+", w)]
+    bad = [w for w in words if not re.fullmatch(r"[a-zа-я0-9]+(?: [a-zа-я0-9]+)*", w)]
     if bad:
-        raise ValueError(f"{where}: keywords must be single-word stems, got {bad}")
+        raise ValueError(f"{where}: keywords must be word stems separated by single spaces, "
+                         f"got {bad}")
     return words
 
 
