@@ -20,7 +20,7 @@ async def serve(settings: Settings) -> None:
 
     from bots.web import WebMessenger, create_web_app
     from config.bootstrap import bootstrap
-    from domain.storage.migrations import upgrade_async
+    from domain.storage.migrate import upgrade_async
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     await upgrade_async(settings.sqlalchemy_url)
@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "migrate":
-        from domain.storage.migrations import upgrade
+        from domain.storage.migrate import upgrade
 
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         upgrade(settings.sqlalchemy_url)
