@@ -1,0 +1,108 @@
+"""The dialogue engine: one entry point for every channel.
+
+For each incoming message it takes the user's lock, opens one unit of work, loads the
+conversation and the citizen, runs the current step, saves the conversation and commits.
+A failure rolls everything back, so the citizen keeps the draft saved after the previous
+step and gets a polite apology instead of silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from dialogue.flows import PROMPTS, dispatch
+from dialogue.flows.base import Context, Deps
+from dialogue.i18n import LANGUAGES, get_translator, normalize_language
+from dialogue.messages import IncomingMessage, OutgoingMessage
+from dialogue.nlu import Classifier
+from domain.calendar import WorkingCalendar
+from domain.catalogue import Catalogue
+from domain.ports import UnitOfWork
+from domain.services import get_or_create_citizen
+
+log = logging.getLogger(__name__)
+
+
+class KeyedLocks:
+    """One :class:`asyncio.Lock` per key, dropped when nobody holds or awaits it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+class Engine:
+    """The channel-agnostic dialogue core.
+
+    :param uow_factory: makes a fresh unit of work per message.
+    :param clock: the current time (timezone-aware); injected so tests control it.
+    :param default_language: for new citizens whose channel gives no usable hint.
+    :param confidence_threshold: from this top confidence on, the classifier's guess is
+        offered as "looks like …, correct?"; below it the top three are listed.
+    """
+
+    def __init__(self, uow_factory: Callable[[], UnitOfWork], catalogue: Catalogue,
+                 calendar: WorkingCalendar, classifier: Classifier,
+                 clock: Callable[[], datetime], *, default_language: str = "ru",
+                 confidence_threshold: float = 0.6) -> None:
+        if default_language not in LANGUAGES:
+            raise ValueError(f"unsupported default language {default_language!r}")
+        self._uow_factory = uow_factory
+        self._deps = Deps(catalogue, calendar, classifier, confidence_threshold)
+        self._clock = clock
+        self._default_language = default_language
+        self.locks = KeyedLocks()
+
+    async def handle(self, msg: IncomingMessage) -> list[OutgoingMessage]:
+        """Process one message from a citizen and return the replies to send."""
+        channel = msg.address.channel.value
+        async with self.locks.hold((channel, msg.user_id)):
+            return await self._handle_locked(msg, channel)
+
+    async def _handle_locked(self, msg: IncomingMessage, channel: str) -> list[OutgoingMessage]:
+        now = self._clock()
+        language = normalize_language(msg.language_hint, self._default_language)
+        async with self._uow_factory() as uow:
+            try:
+                conversation = await uow.conversations.load(channel, msg.user_id)
+                citizen = await get_or_create_citizen(
+                    uow, channel, msg.user_id, msg.address.chat_id, language=language,
+                    now=now, name=msg.display_name)
+                language = normalize_language(citizen.language, self._default_language)
+                ctx = Context(msg, uow, citizen, conversation, self._deps, now,
+                              get_translator(language), PROMPTS)
+                await dispatch(ctx)
+                conversation.updated_at = now
+                await uow.conversations.save(conversation)
+                await uow.commit()
+                return ctx.replies
+            except Exception:
+                log.exception("dialogue step failed for %s:%s", channel, msg.user_id)
+                await uow.rollback()
+                return [self._apology(language)]
+
+    @staticmethod
+    def _apology(language: str) -> OutgoingMessage:
+        _ = get_translator(language).gettext
+        return OutgoingMessage(_("Sorry, something went wrong. Please try again a little "
+                                 "later; what you had already entered is kept."))
