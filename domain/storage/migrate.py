@@ -1,6 +1,6 @@
 """Schema migrations, configured in code: no alembic.ini is needed at runtime.
 
-``python -m domain.storage.migrate URL`` upgrades a database to the newest revision.
+``python -m domain.storage URL`` upgrades a database to the newest revision.
 """
 
 from __future__ import annotations
@@ -42,11 +42,7 @@ async def upgrade_async(url: str, revision: str = "head") -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m domain.storage.migrate DATABASE_URL", file=sys.stderr)
+        print("usage: python -m domain.storage DATABASE_URL", file=sys.stderr)
         return 2
     upgrade(args[0])
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -30,7 +30,7 @@ from domain.storage.orm import CitizenRow, ComplaintRow, ConversationRow, Counte
 
 def _insert(session: AsyncSession, table: Any) -> Any:
     """A dialect-specific INSERT that knows ``on_conflict_do_update``."""
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         return postgresql.insert(table)
     if dialect == "sqlite":

@@ -5,26 +5,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
-from alembic import command
-from sqlalchemy import inspect, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from domain.citizen import Citizen, Consent, Identity
 from domain.complaint import Complaint, EventKind, Photo, Status
 from domain.events import ComplaintRegistered, StatusChanged
 from domain.ports import Conversation
-from domain.storage import Database, sqlite_url, upgrade
-from domain.storage.migrate import alembic_config
-from domain.storage.uow import create_engine
+from domain.storage import Database
 
 MSK = timezone(timedelta(hours=3))
 T0 = datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=MSK)
-TABLES = {"alembic_version", "citizens", "identities", "complaints", "complaint_photos",
-          "complaint_history", "conversations", "counters"}
 
 
 def make_citizen(external_id: str = "1001") -> Citizen:
@@ -63,40 +55,7 @@ async def add_citizen(db: Database, external_id: str = "1001") -> Citizen:
     return citizen
 
 
-async def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(tmp_path: Path):
-    database = Database.from_url(sqlite_url(tmp_path / "a" / "b.sqlite3"))
-    try:
-        async with database.engine.connect() as conn:
-            assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
-            assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
-            assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 30_000
-    finally:
-        await database.dispose()
-    assert (tmp_path / "a").is_dir()
-
-
 class TestSqlStorage:
-    def test_migrations_apply_to_an_empty_database_and_are_idempotent(self, db_url: str):
-        url = make_url(db_url)
-        if url.get_backend_name() == "sqlite":
-            assert not Path(str(url.database)).parent.exists()
-        upgrade(db_url)
-        upgrade(db_url)  # a second run is a no-op, not an error
-        command.check(alembic_config(db_url))  # models and migrations agree
-
-        async def schema() -> tuple[set[str], str]:
-            engine = create_engine(db_url)
-            async with engine.connect() as conn:
-                tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
-                version = (await conn.execute(text("SELECT version_num FROM alembic_version"))
-                           ).scalar_one()
-            await engine.dispose()
-            return tables, version
-
-        tables, version = asyncio.run(schema())
-        assert tables == TABLES
-        assert version == "0001"
-
     async def test_citizen_roundtrip(self, db: Database):
         citizen = make_citizen()
         citizen.identities.append(Identity("vk", "42", "2000000042"))

@@ -7,6 +7,7 @@ or, for developers using an ini file, from ``sqlalchemy.url``.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -25,7 +26,7 @@ def _url() -> str:
     return str(url)
 
 
-def _configure(**kwargs: object) -> None:
+def _configure(**kwargs: Any) -> None:
     context.configure(target_metadata=target_metadata, render_as_batch=True,
                       compare_type=True, **kwargs)
 
