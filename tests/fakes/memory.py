@@ -146,12 +146,13 @@ class FakeUnitOfWork:
         self.complaints = FakeComplaintRepository(store)
         self.conversations = FakeConversationStore(store)
         self.committed = False
+        self.rolled_back = False
 
     async def __aenter__(self) -> FakeUnitOfWork:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if not self.committed:
+        if not (self.committed or self.rolled_back):
             await self.rollback()
 
     async def commit(self) -> None:
@@ -167,8 +168,8 @@ class FakeUnitOfWork:
         self.committed = True
 
     async def rollback(self) -> None:
-        if any((self.citizens.pending, self.complaints.pending, self.conversations.pending)):
-            self.store.rollbacks += 1
+        self.store.rollbacks += 1
+        self.rolled_back = True
         self._clear()
 
     def _clear(self) -> None:
