@@ -114,7 +114,7 @@ async def test_subscriptions():
     assert "Подписки сохранены. Муниципалитет: Дербентский район. Темы: ТКО." in chat.text
 
     citizen = next(iter(store.citizens.values()))
-    assert citizen.subscribed_municipality == "derbent_district"
+    assert citizen.subscribed_municipality == "derbentsky"
     assert citizen.subscribed_sectors == ["waste"]
 
     await chat.press("menu:subs")  # the current choice can be kept
