@@ -45,7 +45,11 @@ def get_translator(lang: str) -> Translations:
     """The translations for ``lang`` (one of :data:`LANGUAGES`), cached per process."""
     if lang not in LANGUAGES:
         raise MissingTranslations(f"unsupported language {lang!r}; known: {LANGUAGES}")
-    folder = LOCALES_DIR / lang / "LC_MESSAGES"
+    return load_translations(LOCALES_DIR / lang / "LC_MESSAGES", lang)
+
+
+def load_translations(folder: Path, lang: str) -> Translations:
+    """Read ``messages.mo`` from ``folder`` if it is current, else compile ``messages.po``."""
     po, mo = folder / f"{DOMAIN}.po", folder / f"{DOMAIN}.mo"
     if mo.is_file() and (not po.is_file() or mo.stat().st_mtime >= po.stat().st_mtime):
         with mo.open("rb") as fp:

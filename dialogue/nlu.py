@@ -42,7 +42,7 @@ class KeywordClassifier:
 
     CATEGORY_WEIGHT = 2.0
     SECTOR_WEIGHT = 1.0
-    TEMPERATURE = 1.0
+    TEMPERATURE = 1.5
     NONE_SCORE = 0.0  # the score of an implicit "nothing matched" option
 
     def __init__(self, catalogue: Catalogue, *, limit: int = 5) -> None:
