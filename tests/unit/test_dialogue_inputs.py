@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 
 import pytest
 
 from dialogue.messages import Attachment, AttachmentKind, Location
+from dialogue.nlu import Suggestion
 from tests.fakes.dialogue import Chat, ScriptedClassifier, make_engine, photo
 from tests.fakes.memory import MemoryStore
 
@@ -219,3 +221,31 @@ async def test_users_are_isolated_and_locks_are_released():
     assert conversation(store, "a").state == "cmp.classify"
     assert conversation(store, "b").state == "lang"
     assert len(engine.locks) == 0
+
+
+async def test_messages_of_one_user_are_handled_one_at_a_time():
+    class SlowClassifier(ScriptedClassifier):
+        async def classify(self, text):
+            await asyncio.sleep(0.01)
+            return await super().classify(text)
+
+    store = MemoryStore()
+    classifier = SlowClassifier(Suggestion("housing", "no_water", 0.9))
+    engine = make_engine(store, classifier)
+    first, second = Chat(engine), Chat(engine)
+    await asyncio.gather(first.send(TEXT), second.send(TEXT + "!"))
+    # the second message saw the first one's state instead of starting a parallel draft
+    assert classifier.calls == [TEXT]
+    assert conversation(store).data["draft"]["text"] == TEXT
+    assert "Похоже, это" in second.text
+    assert len(engine.locks) == 0
+
+
+async def test_photo_with_caption_starts_a_complaint_with_the_photo():
+    store = MemoryStore()
+    chat = Chat(make_engine(store))
+    await chat.send(TEXT, attachments=(photo("cap1"),))
+    assert conversation(store).data["draft"]["photos"] == [
+        {"ref": "telegram:cap1", "mime": "image/jpeg"}]
+    await chat.press("cls:yes")
+    assert "Прикреплена 1 фотография" in chat.text
