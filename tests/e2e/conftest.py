@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
 from bots.web import WEB_MESSENGER, WebMessenger, create_web_app
+from tests.e2e.browser import CHROMIUM
 from tests.fakes.engine import FakeEngine
 
 
@@ -61,3 +63,25 @@ async def webchat_http() -> AsyncIterator[ClientSession]:
     """A real aiohttp client session (closed after the test)."""
     async with ClientSession() as session:
         yield session
+
+
+# --- headless Chromium ------------------------------------------------------------------
+@pytest.fixture
+async def browser_page() -> AsyncIterator[Any]:
+    """A headless Chromium page that may use geolocation (at Makhachkala)."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        context = await browser.new_context(
+            geolocation={"latitude": 42.9849, "longitude": 47.5047},
+            permissions=["geolocation"])
+        page = await context.new_page()
+        page.set_default_timeout(5000)
+        external: list[str] = []
+        page.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "ws://127",
+                                                               "blob:", "data:"))
+                else external.append(r.url))
+        yield page
+        assert external == [], f"the page made external requests: {external}"
+        await browser.close()

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 import struct
 import zlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +22,7 @@ from dialogue.messages import (
     Location,
     OutgoingMessage,
 )
+from tests.e2e.browser import needs_chromium
 from tests.fakes.engine import FakeEngine
 
 CLIENT = "3f1c2a9e-5b7d-4c1e-9a0b-6d2e8f4a7c11"
@@ -391,31 +390,6 @@ async def test_static_route_does_not_escape_its_directory(webchat, webchat_http)
 
 
 # --- the page in a real browser -------------------------------------------------------
-CHROMIUM = shutil.which("chromium")
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed")
-
-
-@pytest.fixture
-async def browser_page() -> AsyncIterator[Any]:
-    """A headless Chromium page that may use geolocation (at Makhachkala)."""
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
-        context = await browser.new_context(
-            geolocation={"latitude": 42.9849, "longitude": 47.5047},
-            permissions=["geolocation"])
-        page = await context.new_page()
-        page.set_default_timeout(5000)
-        external: list[str] = []
-        page.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "ws://127",
-                                                               "blob:", "data:"))
-                else external.append(r.url))
-        yield page
-        assert external == [], f"the page made external requests: {external}"
-        await browser.close()
-
-
 async def send_text(page: Any, text: str) -> None:
     await page.fill("#input", text)
     await page.press("#input", "Enter")
