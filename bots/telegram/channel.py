@@ -1,0 +1,153 @@
+"""The citizens' Telegram channel: aiogram handlers around the dialogue engine.
+
+Private chats only. The router handles private messages (new and edited), inline button
+presses, and ``/start`` in groups (answered with a hint to write in private); every other
+group update falls through untouched, so a back-office router can be included next to
+this one. Per-citizen ordering is the engine's job (it locks per user); aiogram's FSM is
+not used, the conversation lives in the core's store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Protocol
+
+from aiogram import Bot, Dispatcher, F, Router
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ChatType, ParseMode
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import CommandStart
+from aiogram.methods import SendMessage
+from aiogram.types import CallbackQuery, Message
+
+from dialogue.messages import IncomingMessage, OutgoingMessage
+
+from .messenger import TelegramMessenger
+from .render import escape
+from .translate import incoming_from_callback, incoming_from_message, language_hint
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
+PRIVATE_ONLY = {
+    "ru": "Я принимаю обращения только в личных сообщениях — напишите мне напрямую.",
+    "en": "I take complaints only in private messages — please write to me directly.",
+}
+_GROUPS = (ChatType.GROUP, ChatType.SUPERGROUP)
+
+
+class DialogueEngine(Protocol):
+    """What the channel needs from the dialogue core."""
+
+    async def handle(self, msg: IncomingMessage) -> list[OutgoingMessage]:
+        """Handle one citizen action and return the replies, in order."""
+        ...
+
+
+class TelegramChannel:
+    """The handlers; one instance per dispatcher. Messengers are made per bot, lazily."""
+
+    def __init__(self, engine: DialogueEngine) -> None:
+        self.engine = engine
+        self._messengers: dict[int, TelegramMessenger] = {}
+        self.router = Router(name="tsur-citizens")
+        private = F.chat.type == ChatType.PRIVATE
+        self.router.message.register(self.on_message, private)
+        self.router.edited_message.register(self.on_message, private)
+        self.router.callback_query.register(self.on_callback)
+        self.router.message.register(self.on_group_start, F.chat.type.in_(_GROUPS),
+                                     CommandStart())
+
+    def messenger(self, bot: Bot) -> TelegramMessenger:
+        found = self._messengers.get(id(bot))
+        if found is None or found.bot is not bot:
+            found = self._messengers[id(bot)] = TelegramMessenger(bot)
+        return found
+
+    async def on_message(self, message: Message, bot: Bot) -> None:
+        incoming = incoming_from_message(message)
+        if incoming is not None:
+            await self._converse(incoming, bot)
+
+    async def on_callback(self, query: CallbackQuery, bot: Bot) -> None:
+        # Answered first and unconditionally: the citizen's spinner stops whatever happens
+        # next, and a slow engine step cannot make the query expire.
+        try:
+            await self.messenger(bot).call(query.answer())
+        except TelegramAPIError as exc:
+            log.info("telegram: could not answer callback query %s: %s", query.id, exc)
+        incoming = incoming_from_callback(query)
+        if incoming is not None:
+            await self._converse(incoming, bot)
+
+    async def on_group_start(self, message: Message, bot: Bot) -> None:
+        lang = language_hint(message.from_user) or "ru"
+        text = PRIVATE_ONLY[lang]
+        try:
+            await self.messenger(bot).call(SendMessage(
+                chat_id=message.chat.id, text=escape(text), parse_mode=ParseMode.HTML,
+                message_thread_id=message.message_thread_id if message.is_topic_message
+                else None))
+        except TelegramAPIError as exc:
+            log.info("telegram: could not answer /start in group %s: %s", message.chat.id, exc)
+
+    async def _converse(self, incoming: IncomingMessage, bot: Bot) -> None:
+        try:
+            replies = await self.engine.handle(incoming)
+        except Exception:  # the engine apologises itself; this is the last line of defence
+            log.exception("telegram: the engine failed on a message from %s", incoming.user_id)
+            return
+        messenger = self.messenger(bot)
+        language = incoming.language_hint or "ru"
+        for reply in replies:
+            try:
+                delivered = await messenger.send(incoming.address, reply, language=language)
+            except Exception:
+                log.exception("telegram: sending a reply to %s failed", incoming.address)
+                return
+            if not delivered:
+                return  # blocked or gone: the rest would fail the same way
+
+
+def build_dispatcher(engine: DialogueEngine) -> Dispatcher:
+    """A dispatcher with the citizens' router; include more routers before polling."""
+    dp = Dispatcher(name="tsur-telegram")
+    dp.include_router(TelegramChannel(engine).router)
+    return dp
+
+
+def make_bot(token: str, api_url: str | None = None) -> Bot:
+    """A Bot on the public Bot API, or on ``api_url`` (a local server, a test fake)."""
+    session = AiohttpSession(api=TelegramAPIServer.from_base(api_url)) if api_url else None
+    return Bot(token, session=session)
+
+
+async def serve_telegram(engine: DialogueEngine, *, token: str, api_url: str | None,
+                         stop: asyncio.Event, dispatcher: Dispatcher | None = None) -> None:
+    """Long-poll Telegram until ``stop`` is set, then stop cleanly and close the session.
+
+    Cancelling the polling task would not stop aiogram's polling, so ``stop`` is the way.
+    """
+    dp = dispatcher or build_dispatcher(engine)
+    bot = make_bot(token, api_url)
+    polling = asyncio.create_task(dp.start_polling(
+        bot, handle_signals=False, allowed_updates=ALLOWED_UPDATES, close_bot_session=False))
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({polling, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        while not polling.done():
+            # stop_polling refuses (RuntimeError) or is a no-op until polling has begun
+            with contextlib.suppress(RuntimeError):
+                await dp.stop_polling()
+            await asyncio.wait({polling}, timeout=0.05)
+        await polling  # re-raise what polling died of, if anything
+    finally:
+        stopping.cancel()
+        if not polling.done():
+            polling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await polling
+        await bot.session.close()
