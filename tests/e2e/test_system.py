@@ -164,6 +164,7 @@ async def test_a_complaint_filed_in_the_browser_lands_in_the_database(start_tsur
     page = browser_page
     await page.goto(tsur.url + "/chat")
     await page.wait_for_selector('#status[data-state="online"]')
+    await page.wait_for_selector("text=Здравствуйте")  # the greeting and the main menu
 
     async def click_first_button_of_last_message() -> None:
         last = page.locator(".bubble.bot").last

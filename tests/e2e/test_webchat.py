@@ -401,6 +401,8 @@ async def test_browser_text_buttons_and_safe_rendering(webchat, browser_page):
     await page.goto(webchat.url + "/chat?lang=en")
     await page.wait_for_selector('#status[data-state="online"]')
     assert await page.text_content("#send") == "Send"
+    # the page asks for the greeting once, without showing it as the citizen's words
+    await page.wait_for_selector(".bubble.bot >> text=echo: /start")
 
     await send_text(page, "menu")
     await page.wait_for_selector(".bubble.bot .keyboard button")
@@ -413,8 +415,8 @@ async def test_browser_text_buttons_and_safe_rendering(webchat, browser_page):
 
     hostile = '<img src=x onerror="document.title=\'pwned\'">\nline two'
     await send_text(page, hostile)
-    await page.wait_for_selector(".bubble.bot >> nth=2")
-    echo = page.locator(".bubble.bot p").nth(2)
+    await page.wait_for_selector(".bubble.bot >> text=line two")
+    echo = page.locator(".bubble.bot p").last
     assert await echo.text_content() == "echo: " + hostile
     assert await page.locator(".bubble img").count() == 0
     assert await page.title() != "pwned"

@@ -158,6 +158,7 @@
   const id = clientId();
   let ws = null;
   let ready = false;
+  let greeted = false; // ask the bot for its greeting and menu once per page load
   let delay = 1000;
   const queue = [];
 
@@ -172,6 +173,10 @@
     ws = new WebSocket(scheme + "//" + window.location.host + prefix + "/ws");
     ws.addEventListener("open", () => {
       ws.send(JSON.stringify({ type: "hello", client_id: id, lang: lang }));
+      if (!greeted) {
+        greeted = true;
+        ws.send(JSON.stringify({ type: "text", text: "/start" }));
+      }
       ready = true;
       delay = 1000;
       setStatus("online");
