@@ -166,7 +166,7 @@ class WebChat:
             if stored is None:
                 await _send(ws, error_frame("unknown_upload", session.lang))
                 return
-            attachments = (Attachment(AttachmentKind.PHOTO, f"web:{stored.id}", stored.mime),)
+            attachments = (Attachment(AttachmentKind.PHOTO, stored.id, stored.mime),)
         location = None
         if frame.latitude is not None and frame.longitude is not None:
             location = Location(frame.latitude, frame.longitude)

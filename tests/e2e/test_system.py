@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientSession, ClientWebSocketResponse
+from aiohttp import ClientSession, ClientWebSocketResponse, FormData
 
 from tests.e2e.browser import needs_chromium
+from tests.fakes.images import png_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = "3f2b8c1e-1111-4222-8333-444455556666"
@@ -121,6 +122,11 @@ async def test_make_run_files_a_complaint_over_websocket_and_stops_cleanly(start
         r = await me.text(PROBLEM)
         assert "ЖКХ" in r[-1]["text"]
         r = await me.press("cls:yes", r)
+        form = FormData()
+        form.add_field("file", png_bytes(), filename="pit.png", content_type="image/png")
+        async with http.post(tsur.url + "/chat/upload", data=form) as resp:
+            upload_id = (await resp.json())["id"]
+        await me.say({"type": "photo", "upload_id": upload_id})
         r = await me.press("photo:done", r)
         assert r[-1]["request_location"] is True
         r = await me.say({"type": "location", "latitude": 42.8816, "longitude": 47.6389})
@@ -136,6 +142,10 @@ async def test_make_run_files_a_complaint_over_websocket_and_stops_cleanly(start
         "housing", "no_water", "kaspiysk")
     assert row["agency"] and row["first_answer_due"] and row["resolution_due"]
     assert row["text"] == PROBLEM and row["status"] == "new"
+    with sqlite3.connect(tsur.db) as conn:
+        refs = [ref for (ref,) in conn.execute("SELECT ref FROM complaint_photos")]
+    assert refs == [f"web:{upload_id}"]
+    assert (tsur.data_dir / "uploads" / upload_id).read_bytes() == png_bytes()
     assert await tsur.stop() == 0
     assert "tsur stopped." in tsur.output
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import struct
-import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,21 +22,9 @@ from dialogue.messages import (
 )
 from tests.e2e.browser import needs_chromium
 from tests.fakes.engine import FakeEngine
+from tests.fakes.images import png_bytes
 
 CLIENT = "3f1c2a9e-5b7d-4c1e-9a0b-6d2e8f4a7c11"
-
-
-def png_bytes(width: int = 2, height: int = 2) -> bytes:
-    """A real, decodable RGB PNG."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
-            + chunk(b"IEND", b""))
 
 
 async def connect(http: ClientSession, chat: Any, client_id: str = CLIENT,
@@ -143,13 +129,12 @@ async def test_photo_upload_then_photo_frame_reaches_engine(webchat, webchat_htt
     ws = await connect(webchat_http, webchat)
     await ws.send_json({"type": "photo", "upload_id": upload_id, "text": "вот яма"})
     frame = await recv(ws)
-    assert frame["text"] == f"attachments: web:{upload_id} (image/png)\ncaption: вот яма"
+    assert frame["text"] == f"attachments: {upload_id} (image/png)\ncaption: вот яма"
     assert frame["attachments"] == [{"kind": "photo", "ref": f"web:{upload_id}",
                                      "mime": "image/png", "name": "",
                                      "url": f"/chat/uploads/{upload_id}"}]
     [msg] = webchat.engine.received
-    assert msg.attachments == (Attachment(AttachmentKind.PHOTO, f"web:{upload_id}",
-                                          "image/png"),)
+    assert msg.attachments == (Attachment(AttachmentKind.PHOTO, upload_id, "image/png"),)
     assert msg.text == "вот яма"
 
     async with webchat_http.get(webchat.url + frame["attachments"][0]["url"]) as resp:
@@ -442,7 +427,7 @@ async def test_browser_location_photo_identity_and_reconnect(webchat, browser_pa
     msg = webchat.engine.received[-1]
     assert msg.text == "яма" and msg.attachments[0].mime == "image/png"
     src = await page.get_attribute(".bubble.bot img", "src")
-    assert src == "/chat/uploads/" + msg.attachments[0].ref.removeprefix("web:")
+    assert src == "/chat/uploads/" + msg.attachments[0].ref
 
     client_id = await page.evaluate("localStorage.getItem('tsur.webchat.client_id')")
     assert msg.user_id == client_id

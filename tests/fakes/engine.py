@@ -16,6 +16,7 @@ can assert both what reached the core and what the citizen saw:
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from dialogue.messages import Button, IncomingMessage, OutgoingMessage
 
@@ -71,7 +72,10 @@ class FakeEngine:
             text = f"attachments: {refs}"
             if msg.text:
                 text += f"\ncaption: {msg.text}"
-            return [OutgoingMessage(text, attachments=msg.attachments)]
+            # like the real core, it names stored files "<channel>:<channel's ref>"
+            stored = tuple(replace(a, ref=f"{msg.address.channel.value}:{a.ref}")
+                           for a in msg.attachments)
+            return [OutgoingMessage(text, attachments=stored)]
         if len(msg.text) > 10_000:
             return [OutgoingMessage(f"too long: {len(msg.text)}")]
         if msg.text == "menu":
