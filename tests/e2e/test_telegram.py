@@ -1,0 +1,300 @@
+"""The citizens' Telegram channel end to end: the real aiogram Dispatcher long-polling the
+fake Bot API, the real dialogue Engine, a real SQLite file behind it."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dialogue.engine import Engine
+from dialogue.messages import Address, Button, Channel, OutgoingMessage
+from dialogue.nlu import KeywordClassifier
+from domain.calendar import WorkingCalendar
+from domain.storage import Database, sqlite_url, upgrade_async
+from tests.fakes.dialogue import FixedClock, catalogue
+from tests.fakes.telegram import FakeTelegram
+from tests.fakes.telegram_state import SentMessage
+
+USER = 5005001
+GROUP = -1009876543210
+PROBLEM = "В Каспийске на улице Ленина 5 третий день нет воды в доме <b>срочно</b> & давно"
+STALE_RU = "Эта кнопка больше не действует."
+ONLY_PHOTOS_RU = "Принимаются только фотографии"
+
+
+@dataclass
+class Running:
+    tg: FakeTelegram
+    db_path: Path
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+
+@pytest.fixture
+async def system(tmp_path: Path) -> AsyncIterator[Running]:
+    from bots.telegram import serve_telegram
+
+    db_path = tmp_path / "t.db"
+    url = sqlite_url(db_path)
+    await upgrade_async(url)
+    database = Database.from_url(url)
+    cat = catalogue()
+    engine = Engine(database.uow, cat, WorkingCalendar(), KeywordClassifier(cat), FixedClock())
+    async with FakeTelegram() as tg:
+        tg.add_user(USER, "Патимат", language_code="ru")
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            serve_telegram(engine, token=tg.token, api_url=tg.base_url, stop=stop))
+        running = Running(tg, db_path, stop, task)
+        yield running
+        stop.set()
+        await asyncio.wait_for(task, 5)  # stops cleanly, without raising
+        await database.dispose()
+
+
+async def replies(tg: FakeTelegram, chat_id: int, before: int, *, settle: float = 0.25,
+                  timeout: float = 5) -> list[SentMessage]:
+    """Wait for at least one new bot message in ``chat_id``; return all that came until
+    the bot fell quiet for ``settle`` seconds."""
+    await tg.wait_for(lambda: len(tg.sent_to(chat_id)) > before, timeout)
+    count = -1
+    while count != len(tg.sent_to(chat_id)):
+        count = len(tg.sent_to(chat_id))
+        await asyncio.sleep(settle)
+    return tg.sent_to(chat_id)[before:]
+
+
+class Citizen:
+    """A Telegram user in a private chat with the bot."""
+
+    def __init__(self, tg: FakeTelegram, user_id: int = USER) -> None:
+        self.tg = tg
+        self.id = user_id
+        self.last: list[SentMessage] = []
+        self.update: dict[str, Any] = {}
+
+    async def _after(self, inject: Any) -> list[SentMessage]:
+        before = len(self.tg.sent_to(self.id))
+        self.update = inject()
+        self.last = await replies(self.tg, self.id, before)
+        return self.last
+
+    async def text(self, text: str) -> list[SentMessage]:
+        return await self._after(lambda: self.tg.send_text(self.id, text))
+
+    async def photo(self) -> list[SentMessage]:
+        return await self._after(lambda: self.tg.send_photo(self.id))
+
+    async def location(self, lat: float, lon: float) -> list[SentMessage]:
+        return await self._after(lambda: self.tg.send_location(self.id, lat, lon))
+
+    async def raw(self, **content: Any) -> list[SentMessage]:
+        # The fake has no helper for stickers or voice messages; this is its own
+        # _user_message, which send_text and send_photo use too.
+        return await self._after(lambda: self.tg._user_message(self.id, None, None, **content))
+
+    async def press(self, data: str, *, forge: bool = False) -> list[SentMessage]:
+        message = self.with_button(data) if not forge else self.tg.sent_to(self.id)[-1]
+        result = await self._after(lambda: self.tg.press(self.id, message, data, forge=forge))
+        query_id = self.update["callback_query"]["id"]
+        await self.tg.wait_for(lambda: query_id in self.tg.callback_answers)
+        return result
+
+    def with_button(self, data: str) -> SentMessage:
+        for message in reversed(self.last):
+            if any(b.get("callback_data") == data for row in message.buttons for b in row):
+                return message
+        raise AssertionError(f"no button {data!r} in {[m.text for m in self.last]}")
+
+    @property
+    def said(self) -> str:
+        return "\n---\n".join(m.text or m.caption or "" for m in self.last)
+
+
+def datas(messages: list[SentMessage]) -> set[str]:
+    return {b["callback_data"] for m in messages for row in m.buttons for b in row
+            if "callback_data" in b}
+
+
+def rows(db: Path, sql: str) -> list[dict[str, Any]]:
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute(sql)]
+
+
+# --- the whole story --------------------------------------------------------------------------
+
+async def test_a_citizen_files_a_complaint_with_photo_and_location(system: Running) -> None:
+    tg = system.tg
+    me = Citizen(tg)
+    assert "menu:new" in datas(await me.text("/start"))
+    r = await me.text(PROBLEM)
+    assert "ЖКХ" in me.said and "cls:yes" in datas(r)
+    r = await me.press("cls:yes")
+    assert "photo:done" in datas(r)
+    r = await me.photo()
+    photo_id = me.update["message"]["photo"][-1]["file_id"]
+    assert "1 фото" in me.said and "photo:done" in datas(r)
+    r = await me.press("photo:done")
+    # the question keeps its inline "Skip"; the location keyboard comes right after it
+    question, keyboard = r[-2], r[-1]
+    assert "loc:skip" in datas([question])
+    markup = keyboard.reply_markup or {}
+    [[button]] = markup["keyboard"]
+    assert button["request_location"] is True and markup["one_time_keyboard"] is True
+    r = await me.location(42.8816, 47.6389)
+    assert "Каспийск" in me.said
+    r = await me.press("mun:yes")
+    assert "152-ФЗ" in me.said
+    r = await me.press("consent:yes")
+    # the citizen's own text comes back escaped: shown literally, no bold entity
+    summary = me.with_button("cmp:submit")
+    assert "<b>срочно</b> & давно" in (summary.text or "")
+    assert not any(e["type"] == "bold" for e in summary.entities)
+    sent = [c for c in tg.calls_of("sendMessage") if "срочно" in str(c.params.get("text"))]
+    assert sent and all("&lt;b&gt;срочно&lt;/b&gt; &amp; давно" in c.params["text"]
+                        for c in sent)
+    assert all(c.params.get("parse_mode") == "HTML" for c in tg.calls_of("sendMessage"))
+    r = await me.press("cmp:submit")
+    assert "зарегистрировано" in me.said
+
+    [row] = rows(system.db_path, "SELECT * FROM complaints")
+    assert row["number"] in me.said
+    assert row["latitude"] == pytest.approx(42.8816)
+    assert row["longitude"] == pytest.approx(47.6389)
+    assert (row["sector"], row["municipality"]) == ("housing", "kaspiysk")
+    [photo] = rows(system.db_path, "SELECT * FROM complaint_photos")
+    assert photo["ref"] == f"telegram:{photo_id}"
+    # every pressed button was answered, and no Bot API call was refused
+    queries = {c.params["callback_query_id"] for c in tg.calls_of("answerCallbackQuery")}
+    assert len(queries) == 5 and queries <= set(tg.callback_answers)
+    assert [c for c in tg.calls if c.status != 200] == []
+
+
+# --- what citizens get wrong --------------------------------------------------------------------
+
+async def test_a_forged_button_gets_the_polite_answer_and_is_answered(system: Running) -> None:
+    me = Citizen(system.tg)
+    await me.text("/start")
+    await me.press("cmp:submit", forge=True)  # nothing to submit
+    assert STALE_RU in me.said
+    await me.press("x" * 30 + "<script>", forge=True)  # not even a payload
+    assert STALE_RU in me.said
+    answered = system.tg.calls_of("answerCallbackQuery")
+    assert len(answered) == 2 and all(c.status == 200 for c in answered)
+    assert rows(system.db_path, "SELECT * FROM complaints") == []
+
+
+async def test_stickers_and_voice_get_only_photos(system: Running) -> None:
+    me = Citizen(system.tg)
+    await me.text(PROBLEM)
+    await me.press("cls:yes")
+    await me.raw(sticker={"file_id": "CAACAgIAAxkBAAIStkr", "file_unique_id": "AgADst",
+                          "type": "regular", "width": 512, "height": 512,
+                          "is_animated": False, "is_video": False})
+    assert ONLY_PHOTOS_RU in me.said
+    await me.raw(voice={"file_id": "AwACAgIAAxkBAAIVoice", "file_unique_id": "AgADvo",
+                        "duration": 3, "mime_type": "audio/ogg"})
+    assert ONLY_PHOTOS_RU in me.said
+    assert "photo:done" in datas(me.last)  # still asking for photos
+
+
+async def test_an_edited_message_is_taken_as_a_new_one(system: Running) -> None:
+    tg = system.tg
+    me = Citizen(tg)
+    await me.text("/start")
+    first = tg.send_text(USER, "привет")
+    await replies(tg, USER, len(tg.sent_to(USER)))
+    before = len(tg.sent_to(USER))
+    tg.edit_text(USER, first, PROBLEM)
+    await replies(tg, USER, before)
+    assert any("ЖКХ" in (m.text or "") for m in tg.sent_to(USER)[before:])
+
+
+async def test_group_chats_get_no_dialogue(system: Running) -> None:
+    tg = system.tg
+    tg.add_group(GROUP, "Соседи", forum=False)
+    tg.send_text(USER, PROBLEM, chat_id=GROUP)
+    tg.send_text(USER, "/start", chat_id=GROUP)
+    hint = await tg.wait_for_message(GROUP, "личных сообщениях")
+    await asyncio.sleep(0.3)
+    assert tg.sent_to(GROUP) == [hint]  # the complaint text itself got nothing
+    assert tg.sent_to(USER) == []
+    assert rows(system.db_path, "SELECT * FROM conversations") == []
+
+
+# --- the messenger -----------------------------------------------------------------------------
+
+@pytest.fixture
+async def messenger() -> AsyncIterator[tuple[FakeTelegram, Any]]:
+    from bots.telegram import TelegramMessenger, make_bot
+
+    async with FakeTelegram() as tg:
+        tg.add_user(USER)
+        bot = make_bot(tg.token, tg.base_url)
+        yield tg, TelegramMessenger(bot, base_delay=0.01)
+        await bot.session.close()
+
+
+async def test_a_long_message_is_split_on_lines(messenger) -> None:
+    tg, m = messenger
+    lines = [f"{i:03d} " + "ж" * 95 for i in range(50)]  # 50 × 100 = 5,049 characters
+    text = "\n".join(lines)
+    assert await m.send(Address(Channel.TELEGRAM, str(USER)),
+                        OutgoingMessage(text, ((Button("OK", "menu:main"),),)))
+    first, second = tg.sent_to(USER)
+    assert len(first.text or "") <= 4096 and len(second.text or "") <= 4096
+    assert f"{first.text}\n{second.text}" == text  # cut between lines, nothing lost
+    assert first.reply_markup is None and datas([second]) == {"menu:main"}
+
+
+async def test_an_oversized_payload_is_dropped_not_sent(messenger, caplog) -> None:
+    tg, m = messenger
+    msg = OutgoingMessage("Выберите", ((Button("ok", "sector:roads"),
+                                        Button("bad", "x:" + "я" * 40)),))
+    assert await m.send(Address(Channel.TELEGRAM, str(USER)), msg)
+    [sent] = tg.sent_to(USER)
+    assert datas([sent]) == {"sector:roads"}
+    assert "payload is 82 bytes" in caplog.text
+
+
+async def test_a_blocked_user_makes_send_return_false(messenger) -> None:
+    tg, m = messenger
+    tg.block(USER)
+    assert await m.send(Address(Channel.TELEGRAM, str(USER)), OutgoingMessage("Статус")) is False
+    assert [c.status for c in tg.calls_of("sendMessage")] == [403]
+    assert not await m.send(Address(Channel.VK, str(USER)), OutgoingMessage("x"))
+
+
+async def test_flood_wait_and_a_lost_connection_are_retried(messenger) -> None:
+    tg, m = messenger
+    tg.fail_next("sendMessage", 429, retry_after=1)
+    tg.fail_next("sendMessage", drop=True)
+    assert await m.send(Address(Channel.TELEGRAM, str(USER)), OutgoingMessage("Ответ & всё"))
+    assert [c.status for c in tg.calls_of("sendMessage")] == [429, 0, 200]
+    [sent] = tg.sent_to(USER)
+    assert sent.text == "Ответ & всё"
+
+
+async def test_photos_are_sent_by_file_id(messenger) -> None:
+    tg, m = messenger
+    tg.send_photo(USER)  # puts a file in the fake
+    file_id = next(iter(tg.world.files))
+    msg = OutgoingMessage("Фото", attachments=(
+        _photo(f"telegram:{file_id}"), _photo("web:abc123")))
+    assert await m.send(Address(Channel.TELEGRAM, str(USER)), msg)
+    photo, text = tg.sent_to(USER)
+    assert photo.method == "sendPhoto" and photo.photo == [file_id]
+    assert text.text == "Фото"
+
+
+def _photo(ref: str) -> Any:
+    from dialogue.messages import Attachment, AttachmentKind
+
+    return Attachment(AttachmentKind.PHOTO, ref, "image/jpeg")
