@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from domain.places import PlaceMatcher, normalize
+
 SECTOR_SLUGS: tuple[str, ...] = (
     "housing", "waste", "energy", "education", "health", "roads", "transport", "social", "other",
 )
@@ -88,83 +90,6 @@ class Municipality:
         return _pick(self.names, lang)
 
 
-# --- recognising municipality names in free Russian text -------------------------------------
-
-_ADJ_ENDINGS: tuple[str, ...] = (
-    "ий", "ый", "ой", "ая", "ое", "ие", "ые", "ого", "ому", "им", "ым", "ом", "ую",
-    "их", "ых", "ими", "ыми", "ей", "ою",
-)
-_NOUN_A: tuple[str, ...] = ("а", "я", "ы", "и", "е", "у", "ю", "ой", "ою", "ей")
-_NOUN_CONS: tuple[str, ...] = ("", "а", "у", "е", "ом", "ем", "ы", "ов", "ах", "ам")
-_NOUN_SOFT: tuple[str, ...] = ("ь", "я", "ю", "е", "ем", "и", "ью")
-_NOUN_PLURAL: tuple[str, ...] = ("и", "ы", "ей", "ов", "ам", "ям", "ах", "ях", "ами", "ями")
-_WORD = re.compile(r"[a-zа-я0-9]+")
-_STREET = re.compile(
-    r"(?<![a-zа-я0-9])(?:ул|улиц[аеуы]|пр|пр-т|просп|проспект[аеу]?|пер|переул(?:ок|ке|ка)"
-    r"|пл|площад[ьи]|шоссе|бульвар[ае]?|тупик[ае]?|наб|набережн(?:ая|ой))[.\s]*$")
-_ABBREVIATIONS = ((re.compile(r"(?<![a-zа-я0-9])р-?н(?:а|е|у|ом)?(?![a-zа-я0-9])"), "район"),)
-
-
-def normalize(text: str) -> str:
-    """Lower-case, "ё" -> "е", common abbreviations expanded (``р-н`` -> ``район``)."""
-    text = text.lower().replace("ё", "е")
-    for pattern, repl in _ABBREVIATIONS:
-        text = pattern.sub(repl, text)
-    return text
-
-
-def _is_adjective(word: str) -> bool:
-    return len(word) > 4 and (word[-2:] in ("ий", "ый", "ая", "ое", "ие", "ые")
-                              or word.endswith("ской"))
-
-
-def _word_regex(word: str) -> str:
-    """A regex matching one normalized word in its Russian inflected forms.
-
-    A trailing ``*`` makes the word a prefix; Latin words and indeclinable words match exactly.
-    """
-    if word.endswith("*"):
-        return re.escape(word[:-1]) + r"[a-zа-я0-9]*"
-    if not re.fullmatch(r"[а-я]+", word) or len(word) < 3:
-        return re.escape(word)
-    if _is_adjective(word):
-        stem, endings = word[:-2], _ADJ_ENDINGS
-    elif word[-1] in "ая":
-        stem, endings = word[:-1], _NOUN_A
-    elif word[-1] == "ь":
-        stem, endings = word[:-1], _NOUN_SOFT
-    elif word[-1] in "иы":
-        stem, endings = word[:-1], _NOUN_PLURAL
-    elif word[-1] in "оеуюэ":
-        return re.escape(word)
-    elif word.endswith("ск"):  # "Каспийском" reads as the adjective ("в Каспийском море")
-        stem, endings = word, tuple(e for e in _NOUN_CONS if e not in ("ом", "ем"))
-    else:
-        stem, endings = word, _NOUN_CONS
-    return re.escape(stem) + "(?:" + "|".join(re.escape(e) for e in endings) + ")"
-
-
-@dataclass(frozen=True, slots=True)
-class _Pattern:
-    municipality: Municipality
-    regex: re.Pattern[str]
-    rank: int  # more words rank higher; a lone adjective ("Буйнакский") below a lone noun
-
-
-def _compile(municipality: Municipality) -> list[_Pattern]:
-    phrases = {normalize(p) for p in (*municipality.names.values(), *municipality.aliases)}
-    patterns = []
-    for phrase in phrases:
-        words = [w for w in re.split(r"[^a-zа-я0-9*]+", phrase) if w]
-        if not words:
-            continue
-        body = r"[^a-zа-я0-9]+".join(_word_regex(w) for w in words)
-        regex = re.compile(r"(?<![a-zа-я0-9])" + body + r"(?![a-zа-я0-9])")
-        lone_adjective = len(words) == 1 and _is_adjective(words[0])
-        patterns.append(_Pattern(municipality, regex, 2 * len(words) - lone_adjective))
-    return patterns
-
-
 class Catalogue:
     """The loaded catalogue. Lookups raise ``KeyError`` on unknown slugs."""
 
@@ -177,7 +102,7 @@ class Catalogue:
         self._sectors = {s.slug: s for s in sectors}
         self._categories = {(s.slug, c.slug): c for s in sectors for c in s.categories}
         self._municipalities = {m.slug: m for m in municipalities}
-        self._patterns = [p for m in municipalities for p in _compile(m)]
+        self._places = PlaceMatcher((m, (*m.names.values(), *m.aliases)) for m in municipalities)
 
     def sector(self, slug: str) -> Sector:
         return self._sectors[slug]
@@ -212,18 +137,7 @@ class Catalogue:
         district, "Кизилюрт" alone the city); on a tie, the one mentioned first. Street
         names are skipped: "ул. Буйнакского" is a street in Makhachkala, not a district.
         """
-        norm = normalize(text)
-        best: tuple[int, int] | None = None
-        found: Municipality | None = None
-        for pattern in self._patterns:
-            for match in pattern.regex.finditer(norm):
-                if _STREET.search(norm, 0, match.start()):
-                    continue
-                key = (pattern.rank, -match.start())
-                if best is None or key > best:
-                    best, found = key, pattern.municipality
-                break
-        return found
+        return self._places.find(text)
 
 
 # --- loading and validation -------------------------------------------------------------------
