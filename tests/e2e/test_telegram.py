@@ -298,3 +298,85 @@ def _photo(ref: str) -> Any:
     from dialogue.messages import Attachment, AttachmentKind
 
     return Attachment(AttachmentKind.PHOTO, ref, "image/jpeg")
+
+
+# --- translation and resilience, with a recording engine ------------------------------------
+
+@pytest.fixture
+async def channel() -> AsyncIterator[tuple[FakeTelegram, Any]]:
+    from bots.telegram import serve_telegram
+    from tests.fakes.engine import FakeEngine
+
+    engine = FakeEngine()
+    async with FakeTelegram() as tg:
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            serve_telegram(engine, token=tg.token, api_url=tg.base_url, stop=stop))
+        yield tg, engine
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+
+async def test_updates_become_incoming_messages(channel) -> None:
+    tg, engine = channel
+    tg.add_user(USER, "Ali", last_name="Aliev", language_code="en-US")
+    tg.add_user(USER + 1, "Hans", language_code="de")
+    tg.send_text(USER, "/start@tsur_test_bot")
+    tg._user_message(USER, None, None, caption="яма", photo=[  # sizes with their own ids
+        {"file_id": "small", "file_unique_id": "s", "width": 90, "height": 60},
+        {"file_id": "large", "file_unique_id": "l", "width": 1280, "height": 853},
+        {"file_id": "medium", "file_unique_id": "m", "width": 320, "height": 213}])
+    tg._user_message(USER, None, None, document={
+        "file_id": "doc1", "file_unique_id": "d1", "mime_type": "image/png",
+        "file_name": "yama.png"})
+    tg._user_message(USER, None, None, document={
+        "file_id": "doc2", "file_unique_id": "d2", "mime_type": "application/pdf"})
+    tg.send_location(USER, 42.98, 47.50)
+    tg.send_text(USER + 1, "hallo")
+    received = await engine.wait_for(6)
+    start, photo, image_doc, pdf, location, hallo = sorted(
+        received, key=lambda m: (m.user_id, m.received_at))
+    assert start.text == "/start" and start.address == Address(Channel.TELEGRAM, str(USER))
+    assert (start.user_id, start.language_hint, start.display_name) == (
+        str(USER), "en", "Ali Aliev")
+    assert photo.text == "яма"
+    [att] = photo.attachments
+    assert (att.kind, att.ref, att.mime) == ("photo", "large", "image/jpeg")
+    assert [(a.kind, a.ref, a.mime) for a in image_doc.attachments + pdf.attachments] == [
+        ("photo", "doc1", "image/png"), ("document", "doc2", "application/pdf")]
+    assert location.location is not None and location.location.latitude == 42.98
+    assert hallo.language_hint is None and hallo.text == "hallo"
+
+
+async def test_engine_errors_and_flood_waits_do_not_stop_polling(channel) -> None:
+    tg, engine = channel
+    tg.add_user(USER)
+    tg.send_text(USER, "boom")  # the engine raises
+    await engine.wait_for(1)
+    tg.fail_next("sendMessage", 429, retry_after=1)
+    tg.send_text(USER, "still there?")
+    reply = await tg.wait_for_message(USER, "echo: still there?")
+    assert [c.status for c in tg.calls_of("sendMessage")] == [429, 200]
+    assert [m.text for m in tg.sent_to(USER)] == [reply.text]
+
+
+async def test_a_location_request_without_inline_buttons_is_one_message(channel) -> None:
+    tg, engine = channel
+    tg.add_user(USER, language_code="en")
+    tg.send_text(USER, "where")
+    message = await tg.wait_for_message(USER, "Share your location")
+    await asyncio.sleep(0.2)
+    assert tg.sent_to(USER) == [message]
+    [[button]] = (message.reply_markup or {})["keyboard"]
+    assert button == {"text": "📍 Send location", "request_location": True}
+
+
+async def test_callback_queries_are_answered_and_carry_the_payload(channel) -> None:
+    tg, engine = channel
+    tg.add_user(USER)
+    tg.send_text(USER, "menu")
+    menu = await tg.wait_for_message(USER, "Choose a sector")
+    update = tg.press(USER, menu, "sector:roads")
+    await tg.wait_for_message(USER, "payload: sector:roads")
+    assert update["callback_query"]["id"] in tg.callback_answers
+    assert engine.received[-1].address == Address(Channel.TELEGRAM, str(USER))
