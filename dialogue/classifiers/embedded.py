@@ -11,19 +11,25 @@ sum to the sector's probability and all of them to at most 1.
 
 from __future__ import annotations
 
+import math
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from dialogue.classifiers.text import prepare
+from dialogue.classifiers.text import normalize, prepare
 from dialogue.nlu import Suggestion
 
 #: Word and character TF-IDF settings; changing them changes the saved model format.
 WORD_NGRAMS = (1, 2)
 CHAR_NGRAMS = (2, 5)
+#: Vocabulary caps: they bound the size of the heads' weight matrices (and of a saved model)
+#: when a region trains on thousands of long appeals.
+MAX_WORDS = 50_000
+MAX_CHARS = 100_000
 
 
 def build_features() -> Any:
@@ -33,9 +39,9 @@ def build_features() -> Any:
 
     return FeatureUnion([
         ("words", TfidfVectorizer(analyzer="word", ngram_range=WORD_NGRAMS, sublinear_tf=True,
-                                  token_pattern=r"(?u)\b\w+\b", min_df=1)),
+                                  token_pattern=r"(?u)\b\w+\b", max_features=MAX_WORDS)),
         ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=CHAR_NGRAMS,
-                                  sublinear_tf=True, min_df=1, max_features=200_000)),
+                                  sublinear_tf=True, max_features=MAX_CHARS)),
     ])
 
 
@@ -72,6 +78,10 @@ class Model:
             results.append([(intents[i][0], intents[i][1], float(joint[i])) for i in order])
         return results
 
+    def predict_one(self, text: str) -> list[tuple[str, str, float]]:
+        """:meth:`predict` for one text, without scikit-learn's per-call overhead."""
+        return _fast(self).rank(prepare(text))
+
     def sector_probabilities(self, texts: Sequence[str]) -> list[dict[str, float]]:
         """For each text, ``{sector: probability}`` from the sector head."""
         x = self.features.transform([prepare(t) for t in texts])
@@ -100,9 +110,9 @@ class EmbeddedClassifier:
 
     def classify_sync(self, text: str) -> list[Suggestion]:
         """The same as :meth:`classify`, for scripts and benchmarks."""
-        if not prepare(text):
+        if not normalize(text):
             return []
-        ranked = self.model.predict([text])[0][: self._limit]
+        ranked = self.model.predict_one(text)[: self._limit]
         return [Suggestion(s, c, _floor(p)) for s, c, p in ranked]
 
     def sectors(self, texts: Sequence[str]) -> list[str]:
@@ -114,6 +124,74 @@ class EmbeddedClassifier:
         start = time.perf_counter()
         result = self.classify_sync(text)
         return result, time.perf_counter() - start
+
+
+class _Fast:
+    """The fitted model's arithmetic in plain numpy: the same numbers as :meth:`Model.predict`
+    (a test checks it) in a tenth of the time for a single text."""
+
+    def __init__(self, model: Model) -> None:
+        self.parts = []
+        offset = 0
+        for _, vec in model.features.transformer_list:
+            self.parts.append((vec.build_analyzer(), vec.vocabulary_, vec.idf_, offset))
+            offset += len(vec.vocabulary_)
+        self.sector = _Head(model.sector_head)
+        self.category = _Head(model.category_head)
+        self.sectors = [str(s) for s in model.sector_head.classes_]
+        column = {s: i for i, s in enumerate(self.sectors)}
+        self.intents = [str(c).split(".", 1) for c in model.category_head.classes_]
+        self.owner = np.array([column.get(s, -1) for s, _ in self.intents])
+
+    def vector(self, prepared: str) -> tuple[np.ndarray, np.ndarray]:
+        indices: list[int] = []
+        values: list[float] = []
+        for analyzer, vocabulary, idf, offset in self.parts:
+            counts = Counter(t for t in analyzer(prepared) if t in vocabulary)
+            part = [(vocabulary[t], (1.0 + math.log(n)) * idf[vocabulary[t]])
+                    for t, n in counts.items()]
+            norm = math.sqrt(sum(v * v for _, v in part)) or 1.0
+            indices += [offset + i for i, _ in part]
+            values += [v / norm for _, v in part]
+        return np.array(indices, dtype=np.intp), np.array(values)
+
+    def rank(self, prepared: str) -> list[tuple[str, str, float]]:
+        idx, val = self.vector(prepared)
+        ps, pc = self.sector.proba(idx, val), self.category.proba(idx, val)
+        known = self.owner >= 0
+        mass = np.zeros(len(self.sectors))
+        np.add.at(mass, self.owner[known], pc[known])
+        within = np.where(known, pc / np.where(mass[self.owner] > 0, mass[self.owner], 1.0), 0.0)
+        joint = np.where(known, within * ps[self.owner], 0.0)
+        order = np.argsort(-joint, kind="stable")
+        return [(self.intents[i][0], self.intents[i][1], float(joint[i])) for i in order]
+
+
+class _Head:
+    """A fitted logistic regression's ``predict_proba`` for one sparse row."""
+
+    def __init__(self, head: Any) -> None:
+        self.coef = head.coef_
+        self.intercept = head.intercept_
+
+    def proba(self, idx: np.ndarray, val: np.ndarray) -> np.ndarray:
+        scores = self.coef[:, idx] @ val + self.intercept
+        if len(scores) == 1:  # two classes: scikit-learn keeps one row of weights
+            p = 1.0 / (1.0 + math.exp(-float(scores[0])))
+            return np.array([1.0 - p, p])
+        scores = np.exp(scores - scores.max())
+        return np.asarray(scores / scores.sum())
+
+
+_FAST: dict[int, _Fast] = {}
+
+
+def _fast(model: Model) -> _Fast:
+    # keyed by id: Model is frozen and slotted, so it cannot carry the cache itself
+    fast = _FAST.get(id(model))
+    if fast is None or fast.sector.coef is not model.sector_head.coef_:
+        fast = _FAST[id(model)] = _Fast(model)
+    return fast
 
 
 def _floor(p: float) -> float:

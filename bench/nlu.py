@@ -1,0 +1,111 @@
+"""Benchmark of the embedded NLU classifier on a labelled CSV of real appeals.
+
+    python bench/nlu.py [--data ../shared/data/appeals-kursk/train.csv] [--folds 5]
+
+Prints, side by side (macro F1 / accuracy over sectors):
+  (a) the shipped model (trained only on dialogue/classifiers/data/nlu.yml) on every row;
+  (b) our pipeline retrained with k-fold stratified cross-validation (shipped examples +
+      the training folds), scored on the held-out folds;
+  (c) a plain TF-IDF + logistic-regression baseline on the same folds;
+plus training time, classification latency (p50/p99 per message, texts/s) and memory.
+The CSV is used for measurement only: nothing trained here is saved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dialogue.classifiers.embedded import EmbeddedClassifier  # noqa: E402
+from dialogue.classifiers.evaluate import Metrics, compute, format_report  # noqa: E402
+from dialogue.classifiers.training import fit, load_csv, load_nlu_yaml  # noqa: E402
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "appeals-kursk" / "train.csv"
+
+
+def _baseline(train_texts: list[str], train_y: list[str], test_texts: list[str]) -> list[str]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    model = make_pipeline(TfidfVectorizer(), LogisticRegression(max_iter=1000))
+    model.fit(train_texts, train_y)
+    return [str(p) for p in model.predict(test_texts)]
+
+
+def _row(name: str, m: Metrics, folds: list[float] | None = None) -> str:
+    spread = f"  folds {statistics.mean(folds):.3f}±{statistics.pstdev(folds):.3f}" if folds else ""
+    return f"{name:<44} macro_f1={m.macro_f1:.3f} accuracy={m.accuracy:.3f} n={m.n}{spread}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verbose", action="store_true", help="full reports")
+    args = parser.parse_args()
+    from sklearn.model_selection import StratifiedKFold
+
+    rows = load_csv(args.data)
+    texts = [t for t, _, _ in rows]
+    truth = [s for _, s, _ in rows]
+    shipped = load_nlu_yaml()
+
+    start = time.perf_counter()
+    classifier = EmbeddedClassifier(fit(shipped))
+    train_seconds = time.perf_counter() - start
+    latencies, predicted_a = [], []
+    for text in texts:
+        result, seconds = classifier.timed(text)
+        latencies.append(seconds)
+        predicted_a.append(result[0].sector if result else "other")
+    sector_head = classifier.sectors(texts)
+    m_a = compute(truth, sector_head)
+    m_a_top = compute(truth, predicted_a)
+
+    splitter = StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=args.seed)
+    pred_b, pred_c = [""] * len(rows), [""] * len(rows)
+    folds_b, folds_c, fold_train = [], [], []
+    for train_idx, test_idx in splitter.split(texts, truth):
+        start = time.perf_counter()
+        model = EmbeddedClassifier(fit(shipped + [rows[i] for i in train_idx]))
+        fold_train.append(time.perf_counter() - start)
+        test_texts = [texts[i] for i in test_idx]
+        b = model.sectors(test_texts)
+        c = _baseline([texts[i] for i in train_idx], [truth[i] for i in train_idx], test_texts)
+        for i, pb, pc in zip(test_idx, b, c, strict=True):
+            pred_b[i], pred_c[i] = pb, pc
+        fold_truth = [truth[i] for i in test_idx]
+        folds_b.append(compute(fold_truth, b).macro_f1)
+        folds_c.append(compute(fold_truth, c).macro_f1)
+    m_b, m_c = compute(truth, pred_b), compute(truth, pred_c)
+
+    if args.verbose:
+        for title, m in (("(a) shipped model", m_a), ("(b) our pipeline, cross-validated", m_b),
+                         ("(c) TF-IDF + LR baseline, cross-validated", m_c)):
+            print(f"== {title}\n{format_report(m)}\n")
+    ms = sorted(s * 1000 for s in latencies)
+    print(f"data: {args.data} ({len(rows)} rows); shipped examples: {len(shipped)}")
+    print(_row("(a) shipped model, sector head", m_a))
+    print(_row("(a) shipped model, sector of top category", m_a_top))
+    print(_row(f"(b) our pipeline, {args.folds}-fold CV", m_b, folds_b))
+    print(_row(f"(c) TF-IDF + LR baseline, {args.folds}-fold CV", m_c, folds_c))
+    print(f"training: shipped {train_seconds:.2f} s; shipped + {args.folds - 1}/{args.folds} "
+          f"of the CSV {statistics.mean(fold_train):.2f} s per fold")
+    print(f"classification (shipped model, one text at a time): "
+          f"p50={ms[len(ms) // 2]:.2f} ms p99={ms[int(len(ms) * 0.99)]:.2f} ms "
+          f"{len(ms) / (sum(ms) / 1000):.0f} texts/s")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"memory: peak RSS of this process {rss:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
