@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -22,6 +23,7 @@ from dialogue.messages import Address, Channel, OutgoingMessage
 from .render import render
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class TelegramMessenger:
@@ -79,7 +81,7 @@ class TelegramMessenger:
                 return False
         return True
 
-    async def call(self, method: TelegramMethod[object]) -> object:
+    async def call(self, method: TelegramMethod[T]) -> T:
         """Make one Bot API call, retrying flood waits and transient failures."""
         for attempt in range(1, self.attempts + 1):
             try:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import html
 import logging
+from typing import Any
 
 from aiogram.enums import ParseMode
 from aiogram.methods import SendMessage, SendPhoto, TelegramMethod
@@ -143,9 +144,9 @@ def telegram_file_id(attachment: Attachment) -> str | None:
 
 
 def render(chat_id: int | str, msg: OutgoingMessage, *,
-           language: str = "ru") -> list[TelegramMethod[object]]:
+           language: str = "ru") -> list[TelegramMethod[Any]]:
     """The Bot API calls that show ``msg`` in ``chat_id``, in the order to make them."""
-    calls: list[TelegramMethod[object]] = []
+    calls: list[TelegramMethod[Any]] = []
     for attachment in msg.attachments:
         file_id = telegram_file_id(attachment)
         if file_id is None:

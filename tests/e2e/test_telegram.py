@@ -380,3 +380,15 @@ async def test_callback_queries_are_answered_and_carry_the_payload(channel) -> N
     await tg.wait_for_message(USER, "payload: sector:roads")
     assert update["callback_query"]["id"] in tg.callback_answers
     assert engine.received[-1].address == Address(Channel.TELEGRAM, str(USER))
+
+
+def test_split_text_cuts_long_lines_at_spaces_and_counts_like_telegram() -> None:
+    from bots.telegram import split_text
+
+    words = ["слово"] * 1000  # one 5,999-character line
+    pieces = split_text(" ".join(words))
+    assert len(pieces) == 2 and all(len(p) <= 4096 for p in pieces)
+    assert " ".join(pieces).split() == words  # cut at a space, no word broken
+    emoji = split_text("🙂" * 3000)  # 6,000 UTF-16 units: Telegram counts each as two
+    assert [len(p) for p in emoji] == [2048, 952]
+    assert split_text("  \n\n ") == []
