@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 
 from domain.citizen import Citizen
 from domain.complaint import Complaint
+from domain.events import DomainEvent
 
 
 class CitizenRepository(Protocol):
@@ -65,12 +67,100 @@ class ConversationStore(Protocol):
     async def save(self, conversation: Conversation) -> None: ...
 
 
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"  # gave up after too many transient errors
+    UNREACHABLE = "unreachable"  # the citizen blocked the bot or cannot be written to
+
+
+@dataclass(slots=True)
+class OutboxMessage:
+    """One message the system decided to send, stored until a delivery worker sends it.
+
+    ``payload`` is the JSON form of a dialogue ``OutgoingMessage`` (the domain does not
+    know that type); ``dedup_key`` names the logical message, so it is written at most
+    once (``"status:<complaint>:<status>:<time>"``, later ``"broadcast:<id>:<citizen>"``).
+    Higher ``priority`` goes first; nothing is sent before ``not_before``.
+    """
+
+    kind: str
+    channel: str
+    chat_id: str
+    payload: dict[str, Any]
+    dedup_key: str
+    created_at: datetime
+    not_before: datetime
+    priority: int = 0
+    citizen_id: int | None = None
+    complaint_id: int | None = None
+    status: OutboxStatus = OutboxStatus.PENDING
+    attempts: int = 0
+    locked_until: datetime | None = None
+    claim_token: str | None = None
+    last_error: str = ""
+    sent_at: datetime | None = None
+    id: int | None = field(default=None)
+
+
+class Outbox(Protocol):
+    """The durable outbox. :meth:`add` runs in the transaction of the change that caused
+    the message; the other methods are the delivery worker's, each in a short transaction
+    of its own, and take the ``token`` of the claim so a worker whose lease ran out cannot
+    overwrite what another worker did since."""
+
+    async def add(self, message: OutboxMessage) -> bool:
+        """Store a new message; ``False`` (and nothing written) if its ``dedup_key`` exists."""
+        ...
+
+    async def get(self, message_id: int) -> OutboxMessage | None: ...
+
+    async def find(self, *, status: OutboxStatus | None = None, channel: str | None = None,
+                   citizen_id: int | None = None) -> list[OutboxMessage]:
+        """Messages in id order, for reports and tests."""
+        ...
+
+    async def claim(self, channel: str, now: datetime, *, limit: int, lease: timedelta,
+                    token: str) -> list[OutboxMessage]:
+        """Lock up to ``limit`` due pending messages of ``channel`` until ``now + lease``;
+        highest priority, then oldest ``not_before`` first. Due messages to unreachable
+        citizens are marked unreachable instead of returned. Counts an attempt on each."""
+        ...
+
+    async def finish(self, message_id: int, token: str, status: OutboxStatus, *,
+                     now: datetime, error: str = "") -> bool:
+        """Mark a claimed message sent, failed or unreachable; ``False`` if the claim
+        was lost (lease expired and another worker claimed it)."""
+        ...
+
+    async def reschedule(self, message_id: int, token: str, *, not_before: datetime,
+                         error: str = "") -> bool:
+        """Give a claimed message back, due again at ``not_before``."""
+        ...
+
+    async def release(self, message_ids: Sequence[int], token: str) -> None:
+        """Give claimed but unsent messages back, due at once (and the attempt uncounted)."""
+        ...
+
+    async def drop_pending_for(self, citizen_id: int, status: OutboxStatus, *,
+                               now: datetime) -> int:
+        """Close every pending message to a citizen with ``status``; returns how many."""
+        ...
+
+
 class UnitOfWork(Protocol):
-    """A transaction over the repositories; rolls back unless :meth:`commit` is called."""
+    """A transaction over the repositories; rolls back unless :meth:`commit` is called.
+
+    On :meth:`commit` the events of every aggregate the unit added or saved are handed to
+    the unit's :data:`EventHandler` (if any) *before* the data is committed, so what the
+    handler writes (outbox rows) is committed atomically with the change; then the
+    aggregates' events are cleared.
+    """
 
     citizens: CitizenRepository
     complaints: ComplaintRepository
     conversations: ConversationStore
+    outbox: Outbox
 
     async def __aenter__(self) -> UnitOfWork: ...
 
@@ -83,3 +173,7 @@ class UnitOfWork(Protocol):
 
 class UnitOfWorkFactory(Protocol):
     def __call__(self) -> UnitOfWork: ...
+
+
+EventHandler = Callable[[UnitOfWork, Sequence[DomainEvent]], Awaitable[None]]
+"""Called by a unit of work's ``commit`` with the events recorded since it began."""

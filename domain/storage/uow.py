@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from domain.complaint import Complaint
+from domain.events import DomainEvent
+from domain.ports import EventHandler
+from domain.storage.outbox import SqlOutbox
 from domain.storage.repositories import (
     SqlCitizenRepository,
     SqlComplaintRepository,
@@ -78,20 +82,47 @@ def create_engine(url: str | URL, *, echo: bool = False) -> AsyncEngine:
     return engine
 
 
+class _TrackedComplaints(SqlComplaintRepository):
+    """Remembers every complaint added or saved, so the unit can collect their events."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__(session)
+        self.seen: list[Complaint] = []
+
+    def _track(self, complaint: Complaint) -> None:
+        if not any(c is complaint for c in self.seen):
+            self.seen.append(complaint)
+
+    async def add(self, complaint: Complaint) -> Complaint:
+        result = await super().add(complaint)
+        self._track(complaint)
+        return result
+
+    async def save(self, complaint: Complaint) -> None:
+        await super().save(complaint)
+        self._track(complaint)
+
+
 class SqlUnitOfWork:
     """One transaction over the SQL repositories; rolls back unless :meth:`commit` is called.
 
     Use as ``async with db.uow() as uow: ...; await uow.commit()``. A unit is single-use.
+    ``commit`` first hands the events of the complaints it added or saved to
+    ``event_handler`` (which writes outbox rows through this same unit), then commits
+    both together and clears the events.
     """
 
     citizens: SqlCitizenRepository
-    complaints: SqlComplaintRepository
+    complaints: _TrackedComplaints
     conversations: SqlConversationStore
+    outbox: SqlOutbox
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession],
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now,
+                 event_handler: EventHandler | None = None) -> None:
         self._session_factory = session_factory
         self._clock = clock
+        self._event_handler = event_handler
         self._session: AsyncSession | None = None
 
     @property
@@ -106,8 +137,9 @@ class SqlUnitOfWork:
         session = self._session_factory()
         self._session = session
         self.citizens = SqlCitizenRepository(session)
-        self.complaints = SqlComplaintRepository(session)
+        self.complaints = _TrackedComplaints(session)
         self.conversations = SqlConversationStore(session, self._clock)
+        self.outbox = SqlOutbox(session)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -117,8 +149,17 @@ class SqlUnitOfWork:
         finally:
             await session.close()
 
+    def collect_events(self) -> list[DomainEvent]:
+        """Pending events of the aggregates this unit added or saved, in order."""
+        return [event for complaint in self.complaints.seen for event in complaint.events]
+
     async def commit(self) -> None:
+        events: Sequence[DomainEvent] = self.collect_events()
+        if events and self._event_handler is not None:
+            await self._event_handler(self, events)
         await self.session.commit()
+        for complaint in self.complaints.seen:
+            complaint.events.clear()
 
     async def rollback(self) -> None:
         await self.session.rollback()
@@ -127,23 +168,28 @@ class SqlUnitOfWork:
 class Database:
     """The engine and session factory of one database; ``uow()`` opens units of work."""
 
-    def __init__(self, engine: AsyncEngine, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, engine: AsyncEngine, clock: Callable[[], datetime] = utc_now, *,
+                 event_handler: EventHandler | None = None) -> None:
         self.engine = engine
         self.clock = clock
+        self.event_handler = event_handler
         self.session_factory = async_sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
     def from_url(cls, url: str | URL, *, echo: bool = False,
-                 clock: Callable[[], datetime] = utc_now) -> Database:
-        """Create the engine (see :func:`create_engine`); ``clock`` stamps conversations."""
-        return cls(create_engine(url, echo=echo), clock)
+                 clock: Callable[[], datetime] = utc_now,
+                 event_handler: EventHandler | None = None) -> Database:
+        """Create the engine (see :func:`create_engine`); ``clock`` stamps conversations;
+        ``event_handler`` receives the events of every unit's commit (see
+        :class:`SqlUnitOfWork`)."""
+        return cls(create_engine(url, echo=echo), clock, event_handler=event_handler)
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     def uow(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.session_factory, self.clock)
+        return SqlUnitOfWork(self.session_factory, self.clock, self.event_handler)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

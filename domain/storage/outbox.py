@@ -1,0 +1,152 @@
+"""The SQL outbox: rows written with the change that caused them, claimed by workers.
+
+Claiming takes a lease (``locked_until``) and a fresh ``claim_token``; every later mark
+checks the token, so a worker that stalled past its lease cannot undo what the worker
+that re-claimed the row did. On PostgreSQL the claim selects with ``FOR UPDATE SKIP
+LOCKED`` so concurrent workers split the due rows between them; on SQLite the write
+transaction (``BEGIN IMMEDIATE``) serialises claims.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.ports import OutboxMessage, OutboxStatus
+from domain.storage.orm import CitizenRow, OutboxRow
+from domain.storage.repositories import _insert
+
+FIELDS = ("kind", "channel", "chat_id", "citizen_id", "complaint_id", "dedup_key", "payload",
+          "priority", "created_at", "not_before", "locked_until", "claim_token", "attempts",
+          "last_error", "sent_at")
+ERROR_CHARS = 1_000
+
+
+def message_from_row(row: OutboxRow) -> OutboxMessage:
+    values: dict[str, Any] = {name: getattr(row, name) for name in FIELDS}
+    values["payload"] = dict(row.payload or {})
+    return OutboxMessage(**values, status=OutboxStatus(row.status), id=row.id)
+
+
+class SqlOutbox:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, message: OutboxMessage) -> bool:
+        """Insert unless the ``dedup_key`` exists (``ON CONFLICT DO NOTHING``); sets ``id``."""
+        table = OutboxRow.__table__
+        values = {name: getattr(message, name) for name in FIELDS}
+        values["status"] = str(message.status)
+        stmt = (_insert(self.session, table).values(**values)
+                .on_conflict_do_nothing(index_elements=[table.c.dedup_key])
+                .returning(table.c.id))
+        new_id = (await self.session.execute(stmt)).scalar_one_or_none()
+        if new_id is None:
+            return False
+        message.id = new_id
+        return True
+
+    async def get(self, message_id: int) -> OutboxMessage | None:
+        query = (select(OutboxRow).where(OutboxRow.id == message_id)
+                 .execution_options(populate_existing=True))
+        row = (await self.session.scalars(query)).first()
+        return message_from_row(row) if row else None
+
+    async def find(self, *, status: OutboxStatus | None = None, channel: str | None = None,
+                   citizen_id: int | None = None) -> list[OutboxMessage]:
+        query = select(OutboxRow).order_by(OutboxRow.id)
+        if status is not None:
+            query = query.where(OutboxRow.status == str(status))
+        if channel is not None:
+            query = query.where(OutboxRow.channel == channel)
+        if citizen_id is not None:
+            query = query.where(OutboxRow.citizen_id == citizen_id)
+        rows = await self.session.scalars(query.execution_options(populate_existing=True))
+        return [message_from_row(row) for row in rows]
+
+    async def claim(self, channel: str, now: datetime, *, limit: int, lease: timedelta,
+                    token: str) -> list[OutboxMessage]:
+        due = (select(OutboxRow.id, CitizenRow.reachable)
+               .outerjoin(CitizenRow, CitizenRow.id == OutboxRow.citizen_id)
+               .where(OutboxRow.channel == channel,
+                      OutboxRow.status == str(OutboxStatus.PENDING),
+                      OutboxRow.not_before <= now,
+                      or_(OutboxRow.locked_until.is_(None), OutboxRow.locked_until <= now))
+               .order_by(OutboxRow.priority.desc(), OutboxRow.not_before, OutboxRow.id)
+               .limit(limit)
+               .with_for_update(of=OutboxRow, skip_locked=True))
+        found = (await self.session.execute(due)).all()
+        blocked = [row_id for row_id, reachable in found if reachable is False]
+        claimed = [row_id for row_id, reachable in found if reachable is not False]
+        if blocked:
+            await self.session.execute(
+                update(OutboxRow).where(OutboxRow.id.in_(blocked))
+                .values(status=str(OutboxStatus.UNREACHABLE), locked_until=None,
+                        claim_token=None).execution_options(synchronize_session=False))
+        if not claimed:
+            return []
+        await self.session.execute(
+            update(OutboxRow).where(OutboxRow.id.in_(claimed))
+            .values(locked_until=now + lease, claim_token=token,
+                    attempts=OutboxRow.attempts + 1)
+            .execution_options(synchronize_session=False))
+        rows = await self.session.scalars(
+            select(OutboxRow).where(OutboxRow.id.in_(claimed))
+            .order_by(OutboxRow.priority.desc(), OutboxRow.not_before, OutboxRow.id)
+            .execution_options(populate_existing=True))
+        return [message_from_row(row) for row in rows]
+
+    async def finish(self, message_id: int, token: str, status: OutboxStatus, *,
+                     now: datetime, error: str = "") -> bool:
+        if status is OutboxStatus.PENDING:
+            raise ValueError("use reschedule() to make a message due again")
+        values: dict[str, Any] = {"status": str(status), "locked_until": None,
+                                  "claim_token": None}
+        if status is OutboxStatus.SENT:
+            values["sent_at"] = now
+        if error:
+            values["last_error"] = error[:ERROR_CHARS]
+        return await self._update_claimed(message_id, token, values)
+
+    async def reschedule(self, message_id: int, token: str, *, not_before: datetime,
+                         error: str = "") -> bool:
+        values: dict[str, Any] = {"not_before": not_before, "locked_until": None,
+                                  "claim_token": None}
+        if error:
+            values["last_error"] = error[:ERROR_CHARS]
+        return await self._update_claimed(message_id, token, values)
+
+    async def release(self, message_ids: Sequence[int], token: str) -> None:
+        if not message_ids:
+            return
+        await self.session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(list(message_ids)), OutboxRow.claim_token == token,
+                   OutboxRow.status == str(OutboxStatus.PENDING))
+            .values(locked_until=None, claim_token=None, attempts=OutboxRow.attempts - 1)
+            .execution_options(synchronize_session=False))
+
+    async def drop_pending_for(self, citizen_id: int, status: OutboxStatus, *,
+                               now: datetime) -> int:
+        result = await self.session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.citizen_id == citizen_id,
+                   OutboxRow.status == str(OutboxStatus.PENDING),
+                   # a message another worker holds right now is left to that worker
+                   or_(OutboxRow.locked_until.is_(None), OutboxRow.locked_until <= now))
+            .values(status=str(status), locked_until=None, claim_token=None)
+            .execution_options(synchronize_session=False))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def _update_claimed(self, message_id: int, token: str,
+                              values: dict[str, Any]) -> bool:
+        result = await self.session.execute(
+            update(OutboxRow)
+            .where(and_(OutboxRow.id == message_id, OutboxRow.claim_token == token,
+                        OutboxRow.status == str(OutboxStatus.PENDING)))
+            .values(**values).execution_options(synchronize_session=False))
+        return bool(getattr(result, "rowcount", 0))
