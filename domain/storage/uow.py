@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import (
 
 from domain.complaint import Complaint
 from domain.events import DomainEvent
-from domain.ports import EventHandler
+from domain.ports import EventHandler, UnitOfWork
 from domain.storage.outbox import SqlOutbox
 from domain.storage.repositories import (
     SqlCitizenRepository,
@@ -156,7 +156,8 @@ class SqlUnitOfWork:
     async def commit(self) -> None:
         events: Sequence[DomainEvent] = self.collect_events()
         if events and self._event_handler is not None:
-            await self._event_handler(self, events)
+            # the protocol's attributes are mutable, hence invariant: a cast, not a mismatch
+            await self._event_handler(cast("UnitOfWork", self), events)
         await self.session.commit()
         for complaint in self.complaints.seen:
             complaint.events.clear()
