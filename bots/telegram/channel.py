@@ -57,7 +57,9 @@ class TelegramChannel:
         private = F.chat.type == ChatType.PRIVATE
         self.router.message.register(self.on_message, private)
         self.router.edited_message.register(self.on_message, private)
-        self.router.callback_query.register(self.on_callback)
+        # buttons in groups (the back office) are left to the routers that own them
+        self.router.callback_query.register(self.on_callback,
+                                            F.message.chat.type == ChatType.PRIVATE)
         self.router.message.register(self.on_group_start, F.chat.type.in_(_GROUPS),
                                      CommandStart())
 

@@ -392,3 +392,52 @@ def test_split_text_cuts_long_lines_at_spaces_and_counts_like_telegram() -> None
     emoji = split_text("🙂" * 3000)  # 6,000 UTF-16 units: Telegram counts each as two
     assert [len(p) for p in emoji] == [2048, 952]
     assert split_text("  \n\n ") == []
+
+
+async def test_group_updates_fall_through_to_other_routers(tmp_path: Path) -> None:
+    """The citizens' router leaves group messages and buttons to routers included after it
+    (the back office will be one)."""
+    from aiogram import Router
+    from aiogram.types import CallbackQuery, Message
+
+    from bots.telegram import build_dispatcher, serve_telegram
+    from tests.fakes.engine import FakeEngine
+
+    seen: list[str] = []
+    backoffice = Router()
+
+    @backoffice.message()
+    async def on_group_text(message: Message) -> None:
+        seen.append(f"text:{message.text}")
+        await message.answer("taken", reply_markup=_keyboard("c:1:take"))
+
+    @backoffice.callback_query()
+    async def on_group_press(query: CallbackQuery) -> None:
+        seen.append(f"press:{query.data}")
+        await query.answer("ok")
+
+    engine = FakeEngine()
+    dp = build_dispatcher(engine)
+    dp.include_router(backoffice)
+    async with FakeTelegram() as tg:
+        tg.add_user(USER)
+        tg.add_group(GROUP)
+        stop = asyncio.Event()
+        task = asyncio.create_task(serve_telegram(engine, token=tg.token, api_url=tg.base_url,
+                                                  stop=stop, dispatcher=dp))
+        tg.send_text(USER, "ответ гражданину", chat_id=GROUP)
+        card = await tg.wait_for_message(GROUP, "taken")
+        update = tg.press(USER, card, "c:1:take", chat_id=GROUP)
+        await tg.wait_for(lambda: update["callback_query"]["id"] in tg.callback_answers)
+        assert tg.callback_answers[update["callback_query"]["id"]]["text"] == "ok"
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    assert seen == ["text:ответ гражданину", "press:c:1:take"]
+    assert engine.received == []
+
+
+def _keyboard(data: str) -> Any:
+    from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+    return InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text=data,
+                                                                       callback_data=data)]])
