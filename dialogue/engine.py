@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 
 from dialogue.flows import PROMPTS, dispatch
@@ -95,7 +96,8 @@ class Engine:
                 conversation.updated_at = now
                 await uow.conversations.save(conversation)
                 await uow.commit()
-                return ctx.replies
+                language = normalize_language(citizen.language, self._default_language)
+                return [replace(r, language=language) for r in ctx.replies]
             except Exception:
                 log.exception("dialogue step failed for %s:%s", channel, msg.user_id)
                 await uow.rollback()
@@ -105,4 +107,5 @@ class Engine:
     def _apology(language: str) -> OutgoingMessage:
         _ = get_translator(language).gettext
         return OutgoingMessage(_("Sorry, something went wrong. Please try again a little "
-                                 "later; what you had already entered is kept."))
+                                 "later; what you had already entered is kept."),
+                               language=language)

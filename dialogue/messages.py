@@ -82,13 +82,16 @@ class Button:
 
 @dataclass(frozen=True, slots=True)
 class OutgoingMessage:
-    """What the core says. ``buttons`` are rows of buttons. Text is plain (adapters escape)."""
+    """What the core says. ``buttons`` are rows of buttons. Text is plain (adapters escape).
+    ``language`` is the citizen's, for the few words an adapter adds itself (a location
+    button's label, numbered options)."""
 
     text: str
     buttons: tuple[tuple[Button, ...], ...] = ()
     attachments: tuple[Attachment, ...] = ()
     request_location: bool = False
     remove_keyboard: bool = False
+    language: str = "ru"
 
     def all_buttons(self) -> list[Button]:
         return [b for row in self.buttons for b in row]

@@ -128,8 +128,10 @@ async def test_language_switch_changes_everything_after():
     chat = Chat(make_engine(store))
     await chat.press("menu:lang")
     assert chat.payloads == ["lang:ru", "lang:en"]
+    assert {r.language for r in chat.replies} == {"ru"}
     await chat.press("lang:en")
     assert chat.text == "Language set: English."
+    assert {r.language for r in chat.replies} == {"en"}  # adapters word their extras in it
     assert chat.label("menu:new") == "📝 New complaint"
     assert next(iter(store.citizens.values())).language == "en"
     await file(chat)
