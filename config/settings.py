@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import date, time
 from pathlib import Path
 
@@ -31,6 +31,11 @@ class Settings:
     extra_workdays: tuple[date, ...] = ()
     max_upload_mb: int = 10
     log_level: str = "INFO"
+    telegram_token: str = field(default="", repr=False)
+    telegram_api_url: str = ""  # base URL of the Bot API server; default the public one
+    vk_token: str = field(default="", repr=False)
+    vk_group_id: int = 0
+    vk_api_url: str = ""  # e.g. http://127.0.0.1:8081/method/; default the public one
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -56,6 +61,7 @@ class Settings:
             "extra_holidays": _dates,
             "extra_workdays": _dates,
             "max_upload_mb": int,
+            "vk_group_id": int,
         }
         values: dict[str, object] = {}
         for f in fields(cls):
@@ -69,4 +75,6 @@ class Settings:
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.language not in ("ru", "en"):
             raise ValueError("TSUR_LANGUAGE must be ru or en")
+        if settings.vk_token and settings.vk_group_id <= 0:
+            raise ValueError("TSUR_VK_GROUP_ID must be set (the community's id) with TSUR_VK_TOKEN")
         return settings

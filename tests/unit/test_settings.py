@@ -32,3 +32,15 @@ def test_values_are_converted() -> None:
 def test_bad_values_are_reported(env: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="TSUR_"):
         Settings.from_env(env)
+
+
+def test_tokens_are_not_shown_in_repr() -> None:
+    s = Settings.from_env({"TSUR_TELEGRAM_TOKEN": "123:secret", "TSUR_VK_TOKEN": "vk-secret",
+                           "TSUR_VK_GROUP_ID": "42"})
+    assert s.telegram_token == "123:secret" and s.vk_group_id == 42
+    assert "secret" not in repr(s)
+
+
+def test_vk_token_needs_the_group_id() -> None:
+    with pytest.raises(ValueError, match="TSUR_VK_GROUP_ID"):
+        Settings.from_env({"TSUR_VK_TOKEN": "vk-secret"})
