@@ -1,0 +1,218 @@
+"""Read-side queries for the staff portal: the complaint register and the deadline board.
+
+They read rows directly (no aggregates are built) and never write. Filters are plain
+values; the caller turns "overdue", "due today" and periods into datetimes, so these
+queries know nothing of calendars or time zones.
+
+Full-text search is a substring match over the complaint's text, number and address with
+``%``, ``_`` and ``\\`` escaped: ``ILIKE`` on PostgreSQL; on SQLite, whose ``LIKE`` folds
+case for ASCII only, ``LIKE`` over the term as typed, lower-cased, capitalised and
+upper-cased, so "вода" also finds "Вода".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.complaint import OPEN_STATUSES
+from domain.storage.orm import ComplaintRow
+
+PER_PAGE = 50
+NO_MUNICIPALITY = "-"  # filter value: complaints whose municipality is unknown
+SORT_COLUMNS: dict[str, Any] = {
+    "number": ComplaintRow.number,
+    "created_at": ComplaintRow.created_at,
+    "resolution_due": ComplaintRow.resolution_due,
+    "status": ComplaintRow.status,
+    "sector": ComplaintRow.sector,
+    "agency": ComplaintRow.agency,
+    "municipality": ComplaintRow.municipality,
+    "channel": ComplaintRow.channel,
+}
+_OPEN = tuple(str(s) for s in OPEN_STATUSES)
+
+
+@dataclass(frozen=True, slots=True)
+class ComplaintFilter:
+    """What the register shows. Empty values do not filter.
+
+    ``category`` is ``(sector, category)``; ``municipality`` may be :data:`NO_MUNICIPALITY`.
+    ``open_only`` with ``due_from``/``due_before`` select by resolution deadline (half-open
+    interval); ``created_from``/``created_before`` select by filing time.
+    """
+
+    statuses: tuple[str, ...] = ()
+    sector: str | None = None
+    category: tuple[str, str] | None = None
+    agency: str | None = None
+    municipality: str | None = None
+    channel: str | None = None
+    open_only: bool = False
+    due_from: datetime | None = None
+    due_before: datetime | None = None
+    created_from: datetime | None = None
+    created_before: datetime | None = None
+    search: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Sort:
+    """A sort column from :data:`SORT_COLUMNS`; anything else raises ``ValueError``."""
+
+    column: str = "created_at"
+    descending: bool = True
+
+    def __post_init__(self) -> None:
+        if self.column not in SORT_COLUMNS:
+            raise ValueError(f"cannot sort by {self.column!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterRow:
+    id: int
+    number: str
+    created_at: datetime
+    status: str
+    channel: str
+    sector: str
+    category: str
+    agency: str
+    municipality: str | None
+    text: str
+    address: str | None
+    resolution_due: datetime
+    first_answer_due: datetime
+    first_answered_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterPage:
+    rows: list[RegisterRow]
+    total: int
+    overdue: int  # of ``total``, open and past the resolution deadline at ``now``
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def escape_like(term: str) -> str:
+    """``term`` with the LIKE wildcards and the escape character itself escaped by ``\\``."""
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _search(term: str, dialect: str) -> Any:
+    columns = (ComplaintRow.text, ComplaintRow.number, ComplaintRow.address)
+    if dialect == "postgresql":
+        pattern = f"%{escape_like(term)}%"
+        return or_(*(c.ilike(pattern, escape="\\") for c in columns))
+    variants = dict.fromkeys((term, term.lower(), term.capitalize(), term.upper()))
+    return or_(*(c.like(f"%{escape_like(v)}%", escape="\\")
+                 for v in variants for c in columns))
+
+
+def conditions(flt: ComplaintFilter, dialect: str) -> list[Any]:
+    """The WHERE conditions of ``flt`` (exposed for tests of the builder)."""
+    c = ComplaintRow
+    where: list[Any] = []
+    if flt.statuses:
+        where.append(c.status.in_(flt.statuses))
+    if flt.sector:
+        where.append(c.sector == flt.sector)
+    if flt.category:
+        where.extend((c.sector == flt.category[0], c.category == flt.category[1]))
+    if flt.agency:
+        where.append(c.agency == flt.agency)
+    if flt.municipality == NO_MUNICIPALITY:
+        where.append(c.municipality.is_(None))
+    elif flt.municipality:
+        where.append(c.municipality == flt.municipality)
+    if flt.channel:
+        where.append(c.channel == flt.channel)
+    if flt.open_only:
+        where.append(c.status.in_(_OPEN))
+    if flt.due_from is not None:
+        where.append(c.resolution_due >= flt.due_from)
+    if flt.due_before is not None:
+        where.append(c.resolution_due < flt.due_before)
+    if flt.created_from is not None:
+        where.append(c.created_at >= flt.created_from)
+    if flt.created_before is not None:
+        where.append(c.created_at < flt.created_before)
+    if flt.search.strip():
+        where.append(_search(flt.search.strip(), dialect))
+    return where
+
+
+def _overdue(now: datetime) -> Any:
+    return and_(ComplaintRow.status.in_(_OPEN), ComplaintRow.resolution_due < now)
+
+
+def register_select(flt: ComplaintFilter, sort: Sort, dialect: str) -> Select[Any]:
+    """The register's row query, sorted (id breaks ties), without paging."""
+    column = SORT_COLUMNS[sort.column]
+    order = column.desc() if sort.descending else column.asc()
+    tie = ComplaintRow.id.desc() if sort.descending else ComplaintRow.id.asc()
+    columns = [getattr(ComplaintRow, f.name) for f in fields(RegisterRow)]
+    return select(*columns).where(*conditions(flt, dialect)).order_by(order, tie)
+
+
+async def register_page(session: AsyncSession, flt: ComplaintFilter, now: datetime, *,
+                        sort: Sort | None = None, page: int = 1,
+                        per_page: int = PER_PAGE) -> RegisterPage:
+    """One page of the register (1-based; a page past the end is empty) with the total
+    and overdue counts of everything ``flt`` matches."""
+    dialect = session.get_bind().dialect.name
+    page = max(1, page)
+    counts = select(func.count(), func.coalesce(func.sum(case((_overdue(now), 1), else_=0)), 0)
+                    ).select_from(ComplaintRow).where(*conditions(flt, dialect))
+    total, overdue = (await session.execute(counts)).one()
+    query = register_select(flt, sort or Sort(), dialect)
+    result = await session.execute(query.limit(per_page).offset((page - 1) * per_page))
+    rows = [RegisterRow(*r) for r in result]
+    return RegisterPage(rows, int(total), int(overdue), page, per_page)
+
+
+@dataclass(frozen=True, slots=True)
+class BoardLine:
+    """Open complaints of one agency or municipality (``key`` None: not known)."""
+
+    key: str | None
+    overdue: int
+    due_today: int
+    due_soon: int
+
+    @property
+    def total(self) -> int:
+        return self.overdue + self.due_today + self.due_soon
+
+
+async def deadline_board(session: AsyncSession, group_by: str, now: datetime,
+                         today_end: datetime, soon_end: datetime) -> Sequence[BoardLine]:
+    """Open complaints per ``group_by`` ("agency" or "municipality"): overdue (deadline
+    before ``now``), due today (``now`` … ``today_end``) and due soon (``today_end`` …
+    ``soon_end``). Worst first: most overdue, then most due today."""
+    if group_by not in ("agency", "municipality"):
+        raise ValueError(f"cannot group by {group_by!r}")
+    key = getattr(ComplaintRow, group_by)
+    due = ComplaintRow.resolution_due
+
+    def count(condition: Any) -> Any:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    overdue = count(due < now).label("overdue")
+    today = count(and_(due >= now, due < today_end)).label("today")
+    soon = count(and_(due >= today_end, due < soon_end)).label("soon")
+    query = (select(key, overdue, today, soon)
+             .where(ComplaintRow.status.in_(_OPEN), due < max(soon_end, today_end))
+             .group_by(key)
+             .order_by(overdue.desc(), today.desc(), soon.desc(), key.is_(None), key))
+    return [BoardLine(k, int(o), int(t), int(s)) for k, o, t, s in await session.execute(query)]

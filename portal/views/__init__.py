@@ -1,0 +1,1 @@
+"""Route handlers of the portal, one module per page."""
