@@ -64,3 +64,16 @@ def test_normalisation_drops_links_digits_and_folds_yo() -> None:
     assert normalize("ЁЛКИ! https://vk.com/x ул.Ленина 12, кв 5") == "елки ул ленина кв"
     assert prepare("Трубы прорвало, воды нет") == "труба прорвать вода нет"
     assert prepare("🙂🙂") == ""
+
+
+def test_municipality_lookup_covers_every_municipality() -> None:
+    path = SHIPPED_DATA.parent / "lookup_municipalities.yml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    (table,) = [block for block in data["nlu"] if block.get("lookup") == "municipality"]
+    names = [line.removeprefix("- ") for line in table["examples"].splitlines() if line]
+    catalogue = load_catalogue()
+    found = [catalogue.find_municipality(name) for name in names]
+    assert None not in found
+    assert {m.slug for m in found if m} == {m.slug for m in catalogue.municipalities}
+    for municipality in catalogue.municipalities:
+        assert municipality.names["ru"] in names
