@@ -19,8 +19,11 @@ numbered choices the citizen may type instead of pressing a button. The rules:
   the end of the text; :attr:`Rendered.choices` maps the numbers to payloads.
 * ``request_location`` makes the keyboard a regular one-time keyboard (under the input
   field) with a ``location`` button on its own row above the message's buttons (limits
-  10 rows, 5 per row, 40 in all). ``remove_keyboard`` sends ``{"buttons": [],
-  "one_time": true}`` unless the message has buttons of its own (one keyboard per message).
+  10 rows, 5 per row, 40 in all). There the buttons are **text** buttons (the same
+  ``{"p": payload}``): ``one_time`` hides the keyboard only after a text or location
+  button, and a callback "Skip" would leave a stale location keyboard behind.
+  ``remove_keyboard`` sends ``{"buttons": [], "one_time": true}`` unless the message has
+  buttons of its own (one keyboard per message).
 * Photo attachments of VK origin (``vk:photo<owner>_<id>[_<key>]`` or bare
   ``photo…``) ride on the first part as ``attachment``; other channels' files cannot be
   sent by reference and are skipped with a log line. The keyboard rides on the last part.
@@ -155,8 +158,8 @@ def _fit(rows: Rows, limits: tuple[int, int, int]) -> Rows:
     return [*kept, last] if last is not None else kept
 
 
-def _button(button: Button) -> dict[str, Any]:
-    return {"action": {"type": "callback", "label": label(button.label),
+def _button(button: Button, kind: str = "callback") -> dict[str, Any]:
+    return {"action": {"type": kind, "label": label(button.label),
                        "payload": callback_payload(button.payload)}}
 
 
@@ -188,7 +191,8 @@ def keyboard_of(msg: OutgoingMessage, language: str = "ru") -> tuple[str | None,
     if rows and not _fits(rows, limits):
         listing, choices = _numbered(rows, language)
         rows = _fit(rows, limits)
-    buttons = [[_button(b) for b in row] for row in rows]
+    kind = "text" if msg.request_location else "callback"
+    buttons = [[_button(b, kind) for b in row] for row in rows]
     if msg.request_location:
         keyboard: dict[str, Any] = {"one_time": True,
                                     "buttons": [[{"action": {"type": "location"}}], *buttons]}

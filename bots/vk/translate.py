@@ -5,9 +5,10 @@ and gives ``None``. In a private dialogue the peer id is the user's id, so
 ``address.chat_id`` and ``user_id`` are the same string. VK does not tell a community
 the user's language, so ``language_hint`` is always ``None``.
 
-Payloads: our callback buttons carry ``{"p": "<payload>"}``; VK's own "Start" button
-sends ``{"command": "start"}``, which becomes the text ``/start``. A payload of any other
-shape is handed to the core as its raw JSON, so the core answers it as a stale button.
+Payloads: our buttons (callback ones, and the text ones of a location keyboard) carry
+``{"p": "<payload>"}``; VK's own "Start" button sends ``{"command": "start"}``, which
+becomes the text ``/start``. A payload of any other shape is handed to the core as its
+raw JSON, so the core answers it as a stale button.
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ def incoming_from_message(message: MessagesMessage,
     payload, command = payload_of(message.payload)
     if command is not None:
         text = command
+    elif payload is not None:
+        text = ""  # a text button's label is ours, not the citizen's words
     attachments = tuple(attachment_of(a) for a in message.attachments or ())
     location = location_of(message)
     if (payload is None and choices and not attachments and location is None
