@@ -424,3 +424,25 @@ async def test_photos_of_vk_origin_are_attached(messenger) -> None:
     assert sent.attachments == [ref] and sent.text == "Фото к обращению"
     assert sent.keyboard == {"buttons": [], "one_time": True}
     assert json.loads(vk.calls_of("messages.send")[0].params["keyboard"]) == sent.keyboard
+
+
+async def test_vk_start_button_and_a_502_page(messenger) -> None:
+    from bots.vk import incoming_from_message
+
+    vk, m = messenger
+    vk.fail_next("messages.send", 502)  # an HTML page, not JSON: vkbottle would block
+    vk.fail_next("messages.send", "drop")
+    assert await m.send(TO, OutgoingMessage("Ответ"))
+    assert [c.status for c in vk.calls_of("messages.send")] == [502, 0, 200]
+    assert [s.text for s in vk.sent_to(USER)] == ["Ответ"]
+
+    from vkbottle_types.objects import MessagesMessage
+
+    raw = vk.send_text(USER, "Начать", payload={"command": "start"})["object"]["message"]
+    start = incoming_from_message(MessagesMessage(**raw))
+    assert start is not None and (start.text, start.payload) == ("/start", None)
+    raw = vk.send_text(USER, "3")["object"]["message"]
+    typed = incoming_from_message(MessagesMessage(**raw), {"3": "cat:roads:potholes"})
+    assert typed is not None and (typed.text, typed.payload) == ("", "cat:roads:potholes")
+    raw = vk.send_text(USER, "привет", peer_id=CHAT)["object"]["message"]
+    assert incoming_from_message(MessagesMessage(**raw)) is None
