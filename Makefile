@@ -19,7 +19,7 @@ i18n-compile: $(STAMP)
 	$(BIN)/pybabel compile --use-fuzzy -d $(LOCALES) -D messages --statistics
 
 i18n-extract: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -o $(LOCALES)/messages.pot dialogue bots
+	$(BIN)/pybabel extract -F babel.cfg -o $(LOCALES)/messages.pot dialogue bots notifications
 	$(BIN)/pybabel update -i $(LOCALES)/messages.pot -d $(LOCALES) -D messages
 
 run: install

@@ -12,6 +12,10 @@ from dialogue.nlu import KeywordClassifier
 from domain.calendar import WorkingCalendar
 from domain.catalogue import Catalogue, load_catalogue
 from domain.storage.uow import Database
+from notifications.delivery import DeliveryWorker
+from notifications.handlers import StatusNotifier
+from notifications.messenger import Messenger
+from notifications.ratelimit import DEFAULT_LIMITS, RateLimit, RateLimiter
 
 
 def utc_now() -> datetime:
@@ -25,6 +29,14 @@ class System:
     catalogue: Catalogue
     calendar: WorkingCalendar
     engine: Engine
+    clock: Callable[[], datetime] = utc_now
+
+    def delivery_worker(self, channel: str, messenger: Messenger, *,
+                        limit: RateLimit | None = None) -> DeliveryWorker:
+        """An outbox worker for ``channel``, paced at ``limit`` (default: the platform's)."""
+        limiter = RateLimiter(limit or DEFAULT_LIMITS.get(channel, RateLimit()))
+        return DeliveryWorker(self.database.uow, channel, messenger, limiter=limiter,
+                              clock=self.clock)
 
     async def close(self) -> None:
         await self.database.dispose()
@@ -32,8 +44,10 @@ class System:
 
 def bootstrap(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> System:
     """Build the system from settings; connects lazily (nothing happens at import)."""
-    database = Database.from_url(settings.sqlalchemy_url)
     catalogue = load_catalogue(settings.catalogue)
+    # every commit that records complaint events writes the citizen's notices with it
+    database = Database.from_url(settings.sqlalchemy_url, clock=clock,
+                                 event_handler=StatusNotifier(catalogue))
     calendar = WorkingCalendar(
         tz=settings.timezone,
         day_start=settings.workday_start,
@@ -50,4 +64,4 @@ def bootstrap(settings: Settings, *, clock: Callable[[], datetime] = utc_now) ->
         default_language=settings.language,
         confidence_threshold=settings.nlu_threshold,
     )
-    return System(settings, database, catalogue, calendar, engine)
+    return System(settings, database, catalogue, calendar, engine, clock)

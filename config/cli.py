@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from config.settings import Settings
 
 log = logging.getLogger("tsur")
+WORKER_STOP_SECONDS = 10.0
 
 
 async def serve(settings: Settings) -> None:
@@ -21,16 +22,21 @@ async def serve(settings: Settings) -> None:
     from bots.web import WebMessenger, create_web_app
     from config.bootstrap import bootstrap
     from domain.storage.migrate import upgrade_async
+    from notifications.messenger import OnlineOnlyMessenger
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     await upgrade_async(settings.sqlalchemy_url)
     system = bootstrap(settings)
+    web_messenger = WebMessenger()
     app = create_web_app(
         system.engine,
         uploads_dir=settings.uploads_dir,
-        messenger=WebMessenger(),
+        messenger=web_messenger,
         max_upload_bytes=settings.max_upload_mb * 1024 * 1024,
     )
+    # status notices etc. wait in the outbox until the citizen's chat page is open
+    web_worker = system.delivery_worker("web", OnlineOnlyMessenger(web_messenger.send))
+    web_delivery = asyncio.create_task(web_worker.run(), name="outbox:web")
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
@@ -47,6 +53,11 @@ async def serve(settings: Settings) -> None:
         await stop.wait()
     finally:
         log.info("stopping")
+        web_worker.stop()  # lets the message in flight finish, gives the rest back
+        try:
+            await asyncio.wait_for(web_delivery, WORKER_STOP_SECONDS)
+        except TimeoutError:
+            log.warning("outbox worker did not stop in time; its claims expire on their own")
         await runner.cleanup()
         await system.close()
         print("tsur stopped.", flush=True)

@@ -12,12 +12,13 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from domain.citizen import Citizen
 from domain.complaint import Complaint
 from domain.events import DomainEvent
-from domain.ports import Conversation
+from domain.ports import Conversation, EventHandler, OutboxMessage, OutboxStatus
 
 
 @dataclass
@@ -28,6 +29,8 @@ class MemoryStore:
     complaints: dict[int, Complaint] = field(default_factory=dict)
     conversations: dict[tuple[str, str], Conversation] = field(default_factory=dict)
     events: list[DomainEvent] = field(default_factory=list)
+    outbox: dict[int, OutboxMessage] = field(default_factory=dict)
+    event_handler: EventHandler | None = None  # called by every commit, like SqlUnitOfWork
     commits: int = 0
     rollbacks: int = 0
     _ids: dict[str, int] = field(default_factory=dict)
@@ -80,6 +83,7 @@ class FakeComplaintRepository:
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
         self.pending: dict[int, Complaint] = {}
+        self.seen: list[Complaint] = []
 
     def _all(self) -> dict[int, Complaint]:
         return {**self._store.complaints, **self.pending}
@@ -110,6 +114,8 @@ class FakeComplaintRepository:
         self._stage(complaint)
 
     def _stage(self, complaint: Complaint) -> None:
+        if not any(c is complaint for c in self.seen):
+            self.seen.append(complaint)  # its events are cleared on commit, as in SQL
         staged = copy.deepcopy(complaint)
         for entry in staged.history:  # like SQL: history rows get ids when written
             if entry.id is None:
@@ -137,14 +143,125 @@ class FakeConversationStore:
         self.pending[key] = copy.deepcopy(conversation)
 
 
+class FakeOutbox:
+    """The outbox port over the store's ``outbox`` dict; claims and marks are staged like
+    every other write. There is one process here, so a claim needs no row locks."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self.pending: dict[int, OutboxMessage] = {}
+
+    def _all(self) -> dict[int, OutboxMessage]:
+        return {**self._store.outbox, **self.pending}
+
+    def _put(self, message: OutboxMessage) -> None:
+        assert message.id is not None
+        self.pending[message.id] = copy.deepcopy(message)
+
+    async def add(self, message: OutboxMessage) -> bool:
+        if any(m.dedup_key == message.dedup_key for m in self._all().values()):
+            return False
+        _check_jsonable(message.payload)
+        message.id = self._store.next_id("outbox")
+        self._put(message)
+        return True
+
+    async def get(self, message_id: int) -> OutboxMessage | None:
+        found = self._all().get(message_id)
+        return copy.deepcopy(found) if found else None
+
+    async def find(self, *, status: OutboxStatus | None = None, channel: str | None = None,
+                   citizen_id: int | None = None) -> list[OutboxMessage]:
+        return [copy.deepcopy(m) for _, m in sorted(self._all().items())
+                if (status is None or m.status is status)
+                and (channel is None or m.channel == channel)
+                and (citizen_id is None or m.citizen_id == citizen_id)]
+
+    async def claim(self, channel: str, now: datetime, *, limit: int, lease: timedelta,
+                    token: str) -> list[OutboxMessage]:
+        due = [m for m in self._all().values()
+               if m.channel == channel and m.status is OutboxStatus.PENDING
+               and m.not_before <= now and (m.locked_until is None or m.locked_until <= now)]
+        due.sort(key=lambda m: (-m.priority, m.not_before, m.id or 0))
+        claimed = []
+        for message in due[:limit]:
+            message = copy.deepcopy(message)
+            citizen = (self._store.citizens.get(message.citizen_id)
+                       if message.citizen_id is not None else None)
+            if citizen is not None and not citizen.reachable:
+                message.status = OutboxStatus.UNREACHABLE
+                self._put(message)
+                continue
+            message.locked_until, message.claim_token = now + lease, token
+            message.attempts += 1
+            self._put(message)
+            claimed.append(copy.deepcopy(message))
+        return claimed
+
+    def _claimed(self, message_id: int, token: str) -> OutboxMessage | None:
+        found = self._all().get(message_id)
+        if found is None or found.claim_token != token or found.status is not \
+                OutboxStatus.PENDING:
+            return None
+        return copy.deepcopy(found)
+
+    async def finish(self, message_id: int, token: str, status: OutboxStatus, *,
+                     now: datetime, error: str = "") -> bool:
+        if status is OutboxStatus.PENDING:
+            raise ValueError("use reschedule() to make a message due again")
+        message = self._claimed(message_id, token)
+        if message is None:
+            return False
+        message.status, message.locked_until, message.claim_token = status, None, None
+        if status is OutboxStatus.SENT:
+            message.sent_at = now
+        message.last_error = error or message.last_error
+        self._put(message)
+        return True
+
+    async def reschedule(self, message_id: int, token: str, *, not_before: datetime,
+                         error: str = "") -> bool:
+        message = self._claimed(message_id, token)
+        if message is None:
+            return False
+        message.not_before, message.locked_until, message.claim_token = not_before, None, None
+        message.last_error = error or message.last_error
+        self._put(message)
+        return True
+
+    async def release(self, message_ids: Sequence[int], token: str) -> None:
+        for message_id in message_ids:
+            message = self._claimed(message_id, token)
+            if message is not None:
+                message.locked_until, message.claim_token = None, None
+                message.attempts -= 1
+                self._put(message)
+
+    async def drop_pending_for(self, citizen_id: int, status: OutboxStatus, *,
+                               now: datetime) -> int:
+        dropped = 0
+        for message in self._all().values():
+            if (message.citizen_id == citizen_id and message.status is OutboxStatus.PENDING
+                    and (message.locked_until is None or message.locked_until <= now)):
+                message = copy.deepcopy(message)
+                message.status, message.locked_until, message.claim_token = status, None, None
+                self._put(message)
+                dropped += 1
+        return dropped
+
+
 class FakeUnitOfWork:
-    """Stages writes; :meth:`commit` applies them to the store, anything else drops them."""
+    """Stages writes; :meth:`commit` applies them to the store, anything else drops them.
+
+    Before applying, ``commit`` hands the staged complaints' events to the store's
+    ``event_handler`` (which may stage outbox rows in this unit), as SQL does."""
 
     def __init__(self, store: MemoryStore) -> None:
         self.store = store
         self.citizens = FakeCitizenRepository(store)
         self.complaints = FakeComplaintRepository(store)
         self.conversations = FakeConversationStore(store)
+        self.outbox = FakeOutbox(store)
         self.committed = False
         self.rolled_back = False
 
@@ -157,12 +274,18 @@ class FakeUnitOfWork:
 
     async def commit(self) -> None:
         store = self.store
+        events = [e for c in self.complaints.pending.values() for e in c.events]
+        if events and store.event_handler is not None:
+            await store.event_handler(self, events)
         store.citizens.update(self.citizens.pending)
         for complaint_id, complaint in self.complaints.pending.items():
             store.events.extend(complaint.events)
             complaint.events = []
             store.complaints[complaint_id] = complaint
         store.conversations.update(self.conversations.pending)
+        store.outbox.update(self.outbox.pending)
+        for original in self.complaints.seen:
+            original.events.clear()
         store.commits += 1
         self._clear()
         self.committed = True
@@ -175,7 +298,9 @@ class FakeUnitOfWork:
     def _clear(self) -> None:
         self.citizens.pending.clear()
         self.complaints.pending.clear()
+        self.complaints.seen.clear()
         self.conversations.pending.clear()
+        self.outbox.pending.clear()
 
 
 def _clean_copy(complaint: Complaint) -> Complaint:

@@ -1,0 +1,119 @@
+"""Domain events → outbox rows. Runs inside the committing unit of work (see
+:class:`domain.ports.UnitOfWork`), so a notice is stored if and only if its change is."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from dialogue.i18n import format_date
+from dialogue.messages import Address, Channel, OutgoingMessage
+from domain.catalogue import Catalogue
+from domain.complaint import Complaint, EventKind, Status
+from domain.events import ComplaintAnswered, ComplaintRegistered, DomainEvent, StatusChanged
+from domain.ports import UnitOfWork
+from notifications import texts
+from notifications.outbox import Kind, Priority, new_message
+
+
+def _stamp(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat()
+
+
+class StatusNotifier:
+    """The event handler that tells citizens about their complaints: registered, taken
+    into work, answered (with the answer), closed, reopened, rejected, merged.
+
+    Notices go to the citizen's chat on the channel the complaint came from, in their
+    language; nothing is written for a citizen marked unreachable. A citizen who filed
+    in the dialogue has just seen the registration confirmed in the reply, so the
+    registration notice is written only for complaints registered by someone else
+    (an operator), unless ``notify_self_registered`` is set. An answer that moves a
+    complaint through "in progress" to "answered" at once gives one notice, the answer.
+    """
+
+    def __init__(self, catalogue: Catalogue, *, notify_self_registered: bool = False,
+                 priority: int = Priority.STATUS) -> None:
+        self.catalogue = catalogue
+        self.notify_self_registered = notify_self_registered
+        self.priority = priority
+
+    async def __call__(self, uow: UnitOfWork, events: Sequence[DomainEvent]) -> None:
+        by_complaint: dict[int, list[DomainEvent]] = {}
+        for event in events:
+            if event.complaint_id is not None:
+                by_complaint.setdefault(event.complaint_id, []).append(event)
+        for complaint_id, batch in by_complaint.items():
+            await self._notify(uow, complaint_id, batch)
+
+    async def _notify(self, uow: UnitOfWork, complaint_id: int,
+                      batch: list[DomainEvent]) -> None:
+        complaint = await uow.complaints.get(complaint_id)
+        if complaint is None:
+            return
+        citizen = await uow.citizens.get(complaint.citizen_id)
+        if citizen is None or not citizen.reachable:
+            return
+        identity = citizen.identity_on(complaint.channel)
+        if identity is None:
+            return
+        to = Address(Channel(complaint.channel), identity.chat_id)
+        answered = any(isinstance(e, ComplaintAnswered) for e in batch)
+        for event in batch:
+            found = await self._notice(uow, complaint, citizen.language, event, answered)
+            if found is None:
+                continue
+            kind, key, msg = found
+            await uow.outbox.add(new_message(
+                kind, to, msg, dedup_key=key, now=event.at, priority=self.priority,
+                citizen_id=citizen.id, complaint_id=complaint.id))
+
+    async def _notice(self, uow: UnitOfWork, complaint: Complaint, lang: str,
+                      event: DomainEvent,
+                      answered: bool) -> tuple[Kind, str, OutgoingMessage] | None:
+        number = complaint.number
+        cid = complaint.id
+        if isinstance(event, ComplaintRegistered):
+            if not (self.notify_self_registered or self._registered_by_other(complaint)):
+                return None
+            return Kind.STATUS, f"status:{cid}:registered", texts.notice(
+                lang, texts.REGISTERED, number=number, agency=self._agency(complaint),
+                date=format_date(complaint.resolution_due, lang))
+        if isinstance(event, ComplaintAnswered):
+            return Kind.ANSWER, f"answer:{cid}:{_stamp(event.at)}", texts.notice(
+                lang, texts.ANSWER, number=number, answer=event.text)
+        if not isinstance(event, StatusChanged):
+            return None
+        key = f"status:{cid}:{event.new}:{_stamp(event.at)}"
+        new = Status(event.new)
+        if new is Status.IN_PROGRESS and not answered:
+            msg = texts.notice(lang, texts.IN_PROGRESS, number=number,
+                               agency=self._agency(complaint))
+        elif new is Status.ANSWERED and not answered:
+            msg = texts.notice(lang, texts.ANSWERED, number=number)
+        elif new is Status.CLOSED:
+            msg = texts.notice(lang, texts.CLOSED, number=number)
+        elif new is Status.REOPENED:
+            msg = texts.notice(lang, texts.REOPENED, number=number)
+        elif new is Status.REJECTED:
+            msg = texts.notice(lang, texts.REJECTED, number=number, reason=event.reason)
+        elif new is Status.DUPLICATE:
+            original = (await uow.complaints.get(complaint.duplicate_of)
+                        if complaint.duplicate_of is not None else None)
+            msg = texts.notice(lang, texts.DUPLICATE, number=number,
+                               original=original.number if original else "?",
+                               reason=event.reason)
+        else:
+            return None
+        return Kind.STATUS, key, msg
+
+    def _agency(self, complaint: Complaint) -> str:
+        try:
+            return self.catalogue.agency(complaint.agency).short_name
+        except KeyError:
+            return complaint.agency
+
+    @staticmethod
+    def _registered_by_other(complaint: Complaint) -> bool:
+        entry = next((h for h in complaint.history if h.kind is EventKind.REGISTERED), None)
+        return entry is not None and entry.actor != "citizen"
