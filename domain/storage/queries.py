@@ -5,9 +5,9 @@ values; the caller turns "overdue", "due today" and periods into datetimes, so t
 queries know nothing of calendars or time zones.
 
 Full-text search is a substring match over the complaint's text, number and address with
-``%``, ``_`` and ``\\`` escaped: ``ILIKE`` on PostgreSQL; on SQLite, whose ``LIKE`` folds
-case for ASCII only, ``LIKE`` over the term as typed, lower-cased, capitalised and
-upper-cased, so "вода" also finds "Вода".
+``%``, ``_`` and ``\\`` escaped: ``ILIKE`` on PostgreSQL, ``LIKE`` on SQLite. Both fold
+case for ASCII only (PostgreSQL under the C locale), so the term is also tried lower-cased,
+capitalised and upper-cased: "вода" finds "Вода" and "ВОДА" (not "вОДа").
 """
 
 from __future__ import annotations
@@ -111,12 +111,13 @@ def escape_like(term: str) -> str:
 
 def _search(term: str, dialect: str) -> Any:
     columns = (ComplaintRow.text, ComplaintRow.number, ComplaintRow.address)
-    if dialect == "postgresql":
-        pattern = f"%{escape_like(term)}%"
-        return or_(*(c.ilike(pattern, escape="\\") for c in columns))
+    # Case variants: neither SQLite's LIKE nor PostgreSQL's ILIKE under the C locale fold
+    # Cyrillic case, and a server's locale is not ours to choose.
     variants = dict.fromkeys((term, term.lower(), term.capitalize(), term.upper()))
-    return or_(*(c.like(f"%{escape_like(v)}%", escape="\\")
-                 for v in variants for c in columns))
+    patterns = [f"%{escape_like(v)}%" for v in variants]
+    if dialect == "postgresql":
+        return or_(*(c.ilike(p, escape="\\") for p in patterns for c in columns))
+    return or_(*(c.like(p, escape="\\") for p in patterns for c in columns))
 
 
 def conditions(flt: ComplaintFilter, dialect: str) -> list[Any]:
