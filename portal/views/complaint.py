@@ -65,6 +65,7 @@ def add_routes(router: web.UrlDispatcher, portal: Portal) -> None:
         form = await request.post()
         now = portal.clock()
         actor = f"portal:{user.login}"
+        refused: _Refused | None = None
         async with portal.database.uow() as uow:
             complaint = await uow.complaints.by_number(number)
             if complaint is None or complaint.id is None:
@@ -74,12 +75,15 @@ def add_routes(router: web.UrlDispatcher, portal: Portal) -> None:
                 # concrete repositories, which mypy's invariance check does not accept.
                 old, new, detail = await _apply(cast(UnitOfWork, uow), portal, complaint,
                                                 action, form, actor, now)
-            except _Refused as refused:
-                return await page(request, user, status=refused.status, error=refused.message)
-            uow.session.add(PortalAuditRow(at=now, actor=user.login, action=action,
-                                           complaint_number=number, old=old, new=new,
-                                           detail=detail))
-            await uow.commit()
+            except _Refused as exc:
+                refused = exc
+            else:
+                uow.session.add(PortalAuditRow(at=now, actor=user.login, action=action,
+                                               complaint_number=number, old=old, new=new,
+                                               detail=detail))
+                await uow.commit()
+        if refused is not None:  # rendered after the unit has let go of the database
+            return await page(request, user, status=refused.status, error=refused.message)
         raise web.HTTPSeeOther(f"/portal/complaints/{number}?done={action}")
 
     def handler(action: str) -> Callable[[web.Request, LoggedIn],

@@ -27,6 +27,11 @@ def safe_next(raw: str | None) -> str:
     return "/portal"
 
 
+def see_other(location: str) -> web.Response:
+    """A 303 redirect that cookies can still be set on."""
+    return web.Response(status=303, headers={"Location": location})
+
+
 def _client(request: web.Request) -> str:
     return request.remote or "unknown"
 
@@ -67,7 +72,7 @@ def add_routes(router: web.UrlDispatcher, portal: Portal) -> None:
             session.add(PortalAuditRow(at=now, actor=user.login, action="login",
                                        detail=_client(request)))
             await session.commit()
-        response = web.HTTPSeeOther(safe_next(str(form.get("next", ""))))
+        response = see_other(safe_next(str(form.get("next", ""))))
         response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Lax",
                             secure=portal.secure_cookies, path="/",
                             max_age=int(portal.sessions.lifetime.total_seconds()))
@@ -76,7 +81,7 @@ def add_routes(router: web.UrlDispatcher, portal: Portal) -> None:
 
     async def logout(request: web.Request, user: LoggedIn) -> web.StreamResponse:
         await portal.sessions.end(user.token_hash)
-        response = web.HTTPSeeOther("/login")
+        response = see_other("/login")
         response.del_cookie(SESSION_COOKIE, path="/")
         return response
 
@@ -90,7 +95,7 @@ def add_routes(router: web.UrlDispatcher, portal: Portal) -> None:
         lang = request.match_info["lang"]
         if lang not in LANGUAGES:
             raise web.HTTPNotFound()
-        response = web.HTTPSeeOther(safe_next(request.query.get("next")))
+        response = see_other(safe_next(request.query.get("next")))
         response.set_cookie(LANG_COOKIE, lang, samesite="Lax", secure=portal.secure_cookies,
                             path="/", max_age=365 * 86400)
         return response
