@@ -119,7 +119,7 @@ cmd_train() {
     config=$(realpath -m "$config") out=$(realpath -m "$out") data=$(realpath -m "$data")
     [ -f "$config" ] || die "no config $config"
     [ -f "$data" ] || die "no training data $data"
-    local work
+    # global, not local: the EXIT trap runs after this function has returned
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
     cut_examples "$data" "$work/nlu.yml"
