@@ -16,11 +16,14 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 i18n-compile: $(STAMP)
-	$(BIN)/pybabel compile --use-fuzzy -d $(LOCALES) -D messages --statistics
+	$(BIN)/pybabel compile -d $(LOCALES) -D messages --statistics
+	$(BIN)/pybabel compile -d portal/locales -D portal --statistics
 
 i18n-extract: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -o $(LOCALES)/messages.pot dialogue bots notifications
 	$(BIN)/pybabel update -i $(LOCALES)/messages.pot -d $(LOCALES) -D messages
+	$(BIN)/pybabel extract -F portal/babel.cfg -o portal/locales/portal.pot portal
+	$(BIN)/pybabel update -i portal/locales/portal.pot -d portal/locales -D portal
 
 run: install
 	$(BIN)/tsur run

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from config.settings import Settings
 from dialogue.engine import Engine
-from dialogue.nlu import KeywordClassifier
+from dialogue.nlu import Classifier, KeywordClassifier
 from domain.calendar import WorkingCalendar
 from domain.catalogue import Catalogue, load_catalogue
 from domain.storage.uow import Database
@@ -16,6 +18,8 @@ from notifications.delivery import DeliveryWorker
 from notifications.handlers import StatusNotifier
 from notifications.messenger import Messenger
 from notifications.ratelimit import DEFAULT_LIMITS, RateLimit, RateLimiter
+
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -42,7 +46,23 @@ class System:
         await self.database.dispose()
 
 
-def bootstrap(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> System:
+def make_classifier(settings: Settings, catalogue: Catalogue, *,
+                    model_dir: Path | None = None) -> Classifier:
+    """The classifier ``TSUR_NLU`` names: the embedded model (trained from the shipped
+    examples at start-up unless ``TSUR_NLU_MODEL`` gives a trained one), Rasa, or keywords."""
+    if settings.nlu == "rasa":
+        from dialogue.classifiers.rasa import RasaClassifier
+
+        return RasaClassifier(settings.rasa_url, catalogue=catalogue)
+    if settings.nlu == "keyword":
+        return KeywordClassifier(catalogue)
+    from dialogue.classifiers import load
+
+    return load(model_dir or settings.nlu_model)
+
+
+def bootstrap(settings: Settings, *, clock: Callable[[], datetime] = utc_now,
+              classifier: Classifier | None = None) -> System:
     """Build the system from settings; connects lazily (nothing happens at import)."""
     catalogue = load_catalogue(settings.catalogue)
     # every commit that records complaint events writes the citizen's notices with it
@@ -59,7 +79,7 @@ def bootstrap(settings: Settings, *, clock: Callable[[], datetime] = utc_now) ->
         database.uow,
         catalogue,
         calendar,
-        KeywordClassifier(catalogue),
+        classifier or make_classifier(settings, catalogue),
         clock,
         default_language=settings.language,
         confidence_threshold=settings.nlu_threshold,

@@ -24,6 +24,9 @@ class Settings:
     language: str = "ru"
     timezone: str = "Europe/Moscow"
     catalogue: Path | None = None  # default: the shipped config/catalogue.yaml
+    nlu: str = "embedded"  # embedded | rasa | keyword
+    nlu_model: Path | None = None  # a model directory from `tsur nlu train`
+    rasa_url: str = "http://127.0.0.1:5005"
     nlu_threshold: float = 0.6
     workday_start: time = time(9)
     workday_end: time = time(18)
@@ -54,6 +57,7 @@ class Settings:
         converters = {
             "data_dir": Path,
             "catalogue": Path,
+            "nlu_model": Path,
             "port": int,
             "nlu_threshold": float,
             "workday_start": time.fromisoformat,
@@ -75,6 +79,8 @@ class Settings:
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.language not in ("ru", "en"):
             raise ValueError("TSUR_LANGUAGE must be ru or en")
+        if settings.nlu not in ("embedded", "rasa", "keyword"):
+            raise ValueError("TSUR_NLU must be embedded, rasa or keyword")
         if settings.vk_token and settings.vk_group_id <= 0:
             raise ValueError("TSUR_VK_GROUP_ID must be set (the community's id) with TSUR_VK_TOKEN")
         return settings
