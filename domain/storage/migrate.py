@@ -25,7 +25,7 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "heads") -> None:
     """Bring the database at ``url`` up to ``revision``; safe to run again.
 
     Synchronous (for CLIs); it runs its own event loop, so inside a running loop use
@@ -34,7 +34,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
-async def upgrade_async(url: str, revision: str = "head") -> None:
+async def upgrade_async(url: str, revision: str = "heads") -> None:
     """:func:`upgrade` in a worker thread, callable from inside a running event loop."""
     await asyncio.to_thread(upgrade, url, revision)
 
