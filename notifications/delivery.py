@@ -126,7 +126,8 @@ class DeliveryWorker:
         """Send one claimed message and record the outcome."""
         assert message.id is not None
         try:
-            result = await self.messenger.send(address_of(message), message_of(message.payload))
+            result = await self.messenger.send(address_of(message), message_of(message.payload),
+                                               key=message.dedup_key)
         except RetryAfter as exc:
             if self.limiter is not None:
                 self.limiter.pause(exc.seconds)
@@ -148,6 +149,13 @@ class DeliveryWorker:
         else:
             if result is SendResult.UNREACHABLE:
                 await self._unreachable(message, token)
+            elif result is SendResult.REJECTED:
+                # a bad request stays bad: retrying it would only fail again until
+                # max_attempts, hiding the bug behind hours of backoff
+                log.warning("%s: message %s rejected by the platform; not retried",
+                            self.channel, message.id)
+                await self._finish(message, token, OutboxStatus.FAILED,
+                                   "rejected by the platform")
             else:
                 await self._finish(message, token, OutboxStatus.SENT)
 

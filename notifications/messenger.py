@@ -8,7 +8,15 @@ holds the platform client and translates its answers into these outcomes:
   messages (Telegram 403, VK 901/902): the worker marks them unreachable and stops;
 - raise :class:`RetryAfter` — flood control (Telegram 429 ``retry_after``, VK error 6):
   the worker holds the whole channel back for that long and retries the message;
+- return :attr:`SendResult.REJECTED` — the platform refused this message for good (a bad
+  request: malformed text or keyboard, too long): retrying cannot help, so the worker marks
+  the row failed at once; the messenger logs the platform's reason;
 - raise :class:`TransientError` — 5xx, timeouts, connection errors: retried with backoff.
+
+``key`` names the logical message (the worker passes the outbox row's ``dedup_key``): a
+platform with an idempotency key (VK's ``random_id``) derives it from ``key``, so sending
+the same row again after a crash or a lost reply never shows it twice. Messengers of
+platforms without one may ignore it.
 
 Anything else a messenger raises is treated as transient and logged with its traceback.
 """
@@ -25,6 +33,7 @@ from dialogue.messages import Address, OutgoingMessage
 class SendResult(StrEnum):
     OK = "ok"
     UNREACHABLE = "unreachable"
+    REJECTED = "rejected"
 
 
 class TransientError(Exception):
@@ -40,7 +49,8 @@ class RetryAfter(TransientError):
 
 
 class Messenger(Protocol):
-    async def send(self, to: Address, msg: OutgoingMessage) -> SendResult:
+    async def send(self, to: Address, msg: OutgoingMessage, *,
+                   key: str | None = None) -> SendResult:
         """Deliver ``msg`` to ``to``; see the module docstring for the outcomes."""
         ...
 
@@ -53,7 +63,8 @@ class OnlineOnlyMessenger:
     def __init__(self, send: Callable[[Address, OutgoingMessage], Awaitable[bool]]) -> None:
         self._send = send
 
-    async def send(self, to: Address, msg: OutgoingMessage) -> SendResult:
+    async def send(self, to: Address, msg: OutgoingMessage, *,
+                   key: str | None = None) -> SendResult:
         if not await self._send(to, msg):
             raise TransientError(f"{to} is not connected")
         return SendResult.OK

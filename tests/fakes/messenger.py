@@ -2,8 +2,9 @@
 
 ``FakeMessenger.sent`` lists every delivered (address, message); ``fail(chat_id, *outcomes)``
 queues what the next sends to that chat do instead: an exception instance is raised
-(``TransientError``, ``RetryAfter``), ``SendResult.UNREACHABLE`` is returned. Every
-attempt, failed or not, is in ``attempts``.
+(``TransientError``, ``RetryAfter``), ``SendResult.UNREACHABLE`` or ``REJECTED`` is
+returned. Every attempt, failed or not, is in ``attempts``, and the ``key`` it came with
+in ``keys``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class FakeMessenger:
     def __init__(self) -> None:
         self.sent: list[tuple[Address, OutgoingMessage]] = []
         self.attempts: list[Address] = []
+        self.keys: list[str | None] = []
         self._script: dict[str, list[Outcome]] = {}
         self.before_send: Callable[[Address], Awaitable[None]] | None = None
 
@@ -33,8 +35,10 @@ class FakeMessenger:
         """From now on ``chat_id`` has blocked the bot."""
         self._script[chat_id] = [SendResult.UNREACHABLE] * 1_000
 
-    async def send(self, to: Address, msg: OutgoingMessage) -> SendResult:
+    async def send(self, to: Address, msg: OutgoingMessage, *,
+                   key: str | None = None) -> SendResult:
         self.attempts.append(to)
+        self.keys.append(key)
         if self.before_send is not None:
             await self.before_send(to)
         script = self._script.get(to.chat_id)

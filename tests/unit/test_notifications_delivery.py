@@ -251,3 +251,33 @@ async def test_unreachable_result_without_citizen_only_closes_the_message():
     messenger.fail("-100", SendResult.UNREACHABLE)
     await make_worker(store, messenger, clock).run_once()
     assert row(store, message_id).status is OutboxStatus.UNREACHABLE
+
+
+async def test_a_rejected_message_fails_at_once_and_is_not_retried():
+    store, clock, messenger = MemoryStore(), FakeClock(), FakeMessenger()
+    citizen_id = await add_citizen(store, "1")
+    bad = await queue(store, clock, "1", "bad", citizen_id=citizen_id, priority=1)
+    good = await queue(store, clock, "1", "good", citizen_id=citizen_id)
+    messenger.fail("1", SendResult.REJECTED)
+    worker = make_worker(store, messenger, clock)
+    await worker.run_once()
+    assert row(store, bad).status is OutboxStatus.FAILED
+    assert row(store, bad).attempts == 1 and "rejected" in row(store, bad).last_error
+    # only that message: the citizen stays reachable and their next message goes
+    assert row(store, good).status is OutboxStatus.SENT
+    assert store.citizens[citizen_id].reachable is True
+    clock.advance(10_000)
+    assert await worker.run_once() == 0
+    assert messenger.texts() == ["good"] and len(messenger.attempts) == 2
+
+
+async def test_the_worker_passes_the_rows_dedup_key_on_every_attempt():
+    store, clock, messenger = MemoryStore(), FakeClock(), FakeMessenger()
+    await queue(store, clock, "1", "hello")
+    messenger.fail("1", TransientError("down"))
+    worker = make_worker(store, messenger, clock)
+    await worker.run_once()
+    clock.advance(1000)
+    await worker.run_once()
+    assert messenger.keys == ["test:1:hello", "test:1:hello"]
+    assert messenger.texts() == ["hello"]
