@@ -23,6 +23,7 @@ from aiogram.filters import CommandStart
 from aiogram.methods import SendMessage
 from aiogram.types import CallbackQuery, Message
 
+from bots.texts import N_, translate
 from dialogue.messages import IncomingMessage, OutgoingMessage
 
 from .messenger import TelegramMessenger
@@ -32,10 +33,8 @@ from .translate import incoming_from_callback, incoming_from_message, language_h
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
-PRIVATE_ONLY = {
-    "ru": "Я принимаю обращения только в личных сообщениях — напишите мне напрямую.",
-    "en": "I take complaints only in private messages — please write to me directly.",
-}
+PRIVATE_ONLY = N_("I take complaints only in private messages — please write to me "
+                  "directly.")
 _GROUPS = (ChatType.GROUP, ChatType.SUPERGROUP)
 
 
@@ -87,7 +86,7 @@ class TelegramChannel:
 
     async def on_group_start(self, message: Message, bot: Bot) -> None:
         lang = language_hint(message.from_user) or "ru"
-        text = PRIVATE_ONLY[lang]
+        text = translate(PRIVATE_ONLY, lang)
         try:
             await self.messenger(bot).call(SendMessage(
                 chat_id=message.chat.id, text=escape(text), parse_mode=ParseMode.HTML,
@@ -103,10 +102,9 @@ class TelegramChannel:
             log.exception("telegram: the engine failed on a message from %s", incoming.user_id)
             return
         messenger = self.messenger(bot)
-        language = incoming.language_hint or "ru"
         for reply in replies:
             try:
-                delivered = await messenger.send(incoming.address, reply, language=language)
+                delivered = await messenger.send(incoming.address, reply)
             except Exception:
                 log.exception("telegram: sending a reply to %s failed", incoming.address)
                 return

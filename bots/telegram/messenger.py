@@ -47,7 +47,8 @@ class TelegramMessenger:
         self.max_retry_after = max_retry_after
         self._sleep = sleep
 
-    async def send(self, to: Address, msg: OutgoingMessage, *, language: str = "ru") -> bool:
+    async def send(self, to: Address, msg: OutgoingMessage, *,
+                   language: str | None = None) -> bool:
         """Show ``msg`` in the chat ``to``.
 
         :param language: for the few words the adapter adds itself (the location button).

@@ -41,6 +41,7 @@ from aiogram.types import (
     ReplyKeyboardRemove,
 )
 
+from bots.texts import N_, translate
 from dialogue.messages import Attachment, AttachmentKind, Button, OutgoingMessage
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,8 @@ MAX_TEXT = 4096
 MAX_CAPTION = 1024
 MAX_CALLBACK_DATA = 64
 MAX_INLINE_BUTTONS = 100
-LOCATION_BUTTON = {"ru": "📍 Отправить местоположение", "en": "📍 Send location"}
-LOCATION_HINT = {"ru": "📍 Или отправьте местоположение кнопкой внизу.",
-                 "en": "📍 Or send the location with the button below."}
+LOCATION_BUTTON = N_("📍 Send location")
+LOCATION_HINT = N_("📍 Or send the location with the button below.")
 
 ReplyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
 
@@ -128,7 +128,7 @@ def inline_keyboard(rows: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarku
 
 
 def location_keyboard(language: str = "ru") -> ReplyKeyboardMarkup:
-    label = LOCATION_BUTTON.get(language, LOCATION_BUTTON["ru"])
+    label = translate(LOCATION_BUTTON, language)
     return ReplyKeyboardMarkup(keyboard=[[KeyboardButton(text=label, request_location=True)]],
                                resize_keyboard=True, one_time_keyboard=True)
 
@@ -144,8 +144,10 @@ def telegram_file_id(attachment: Attachment) -> str | None:
 
 
 def render(chat_id: int | str, msg: OutgoingMessage, *,
-           language: str = "ru") -> list[TelegramMethod[Any]]:
-    """The Bot API calls that show ``msg`` in ``chat_id``, in the order to make them."""
+           language: str | None = None) -> list[TelegramMethod[Any]]:
+    """The Bot API calls that show ``msg`` in ``chat_id``, in the order to make them.
+    The adapter's own words are in ``language``, by default the message's."""
+    language = language or msg.language
     calls: list[TelegramMethod[Any]] = []
     for attachment in msg.attachments:
         file_id = telegram_file_id(attachment)
@@ -172,7 +174,7 @@ def render(chat_id: int | str, msg: OutgoingMessage, *,
         calls.append(SendMessage(chat_id=chat_id, text=escape(piece),
                                  parse_mode=ParseMode.HTML, reply_markup=markup))
     if inline is not None and isinstance(reply, ReplyKeyboardMarkup):
-        hint = LOCATION_HINT.get(language, LOCATION_HINT["ru"])
+        hint = translate(LOCATION_HINT, language)
         calls.append(SendMessage(chat_id=chat_id, text=escape(hint),
                                  parse_mode=ParseMode.HTML, reply_markup=reply))
     return calls

@@ -48,7 +48,7 @@ class VkMessenger:
         self._choices: OrderedDict[int, dict[str, str]] = OrderedDict()
 
     async def send(self, to: Address, msg: OutgoingMessage, *, key: str | None = None,
-                   language: str = "ru") -> bool:
+                   language: str | None = None) -> bool:
         """Show ``msg`` to ``to``.
 
         :param key: names the logical message (an outbox row id): sending the same key

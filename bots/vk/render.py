@@ -39,6 +39,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from bots.texts import N_, translate
 from dialogue.messages import Attachment, AttachmentKind, Button, OutgoingMessage
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,7 @@ MAX_ATTACHMENTS = 10
 INLINE_LIMITS = (6, 5, 10)  # rows, buttons per row, buttons in all
 REGULAR_LIMITS = (10, 5, 40)
 EMPTY_TEXT = "…"
-CHOOSE_HINT = {"ru": "Нажмите кнопку или отправьте номер варианта.",
-               "en": "Press a button or send the number of an option."}
+CHOOSE_HINT = N_("Press a button or send the number of an option.")
 _PHOTO_REF = re.compile(r"photo-?\d+_\d+(?:_[0-9a-zA-Z]+)?")
 
 Rows = list[list[Button]]
@@ -166,7 +166,7 @@ def _button(button: Button, kind: str = "callback") -> dict[str, Any]:
 def _numbered(rows: Rows, language: str) -> tuple[str, dict[str, str]]:
     buttons = [b for row in rows for b in row]
     lines = [f"{i}. {' '.join(b.label.split())}" for i, b in enumerate(buttons, 1)]
-    lines.append(CHOOSE_HINT.get(language, CHOOSE_HINT["ru"]))
+    lines.append(translate(CHOOSE_HINT, language))
     return "\n".join(lines), {str(i): b.payload for i, b in enumerate(buttons, 1)}
 
 
@@ -206,11 +206,12 @@ def keyboard_of(msg: OutgoingMessage, language: str = "ru") -> tuple[str | None,
 
 
 def render(peer_id: int, msg: OutgoingMessage, *, key: str | None = None,
-           language: str = "ru") -> Rendered:
+           language: str | None = None) -> Rendered:
     """The ``messages.send`` calls that show ``msg`` to ``peer_id``.
 
     :param key: names the logical message for de-duplication (see the module docstring).
-    :param language: of the few words the adapter adds (the hint under a numbered list).
+    :param language: of the few words the adapter adds (the hint under a numbered list);
+        by default the message's.
     """
     key = key if key is not None else secrets.token_hex(8)
     refs = []
@@ -223,7 +224,7 @@ def render(peer_id: int, msg: OutgoingMessage, *, key: str | None = None,
     if len(refs) > MAX_ATTACHMENTS:
         log.warning("vk: %d photos in one message; only %d sent", len(refs), MAX_ATTACHMENTS)
         refs = refs[:MAX_ATTACHMENTS]
-    keyboard, listing, choices = keyboard_of(msg, language)
+    keyboard, listing, choices = keyboard_of(msg, language or msg.language)
     text = f"{msg.text}\n\n{listing}" if listing and msg.text else listing or msg.text
     pieces = split_text(text)
     if not pieces and (keyboard or not refs):

@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from bots.texts import N_, translate
 from dialogue.messages import OutgoingMessage
 
 MAX_FRAME_BYTES = 64 * 1024
@@ -38,32 +39,20 @@ MAX_PAYLOAD = 256
 _CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _LANG_RE = re.compile(r"[a-z]{2}(-[A-Za-z]{2,4})?")
 
-_ERRORS: dict[str, dict[str, str]] = {
-    "bad_json": {"ru": "Сообщение не похоже на JSON-объект.",
-                 "en": "The frame is not a JSON object."},
-    "unknown_type": {"ru": "Неизвестный тип сообщения: {value}.",
-                     "en": "Unknown frame type: {value}."},
-    "bad_field": {"ru": "Поле «{value}» отсутствует или заполнено неверно.",
-                  "en": "Field '{value}' is missing or invalid."},
-    "empty_text": {"ru": "Пустое сообщение.", "en": "The message is empty."},
-    "no_hello": {"ru": "Сначала нужно представиться (hello).",
-                 "en": "Send a hello frame first."},
-    "bad_client_id": {"ru": "Неверный идентификатор клиента.",
-                      "en": "Invalid client id."},
-    "client_changed": {"ru": "Идентификатор клиента нельзя менять в одном соединении.",
-                       "en": "The client id cannot change within one connection."},
-    "unknown_upload": {"ru": "Фотография не найдена — загрузите её ещё раз.",
-                       "en": "Photo not found, please upload it again."},
-    "binary": {"ru": "Двоичные сообщения не поддерживаются.",
-               "en": "Binary frames are not supported."},
-    "too_large": {"ru": "Файл слишком большой: можно не больше {value} МБ.",
-                  "en": "The file is too large: at most {value} MB."},
-    "not_image": {"ru": "Можно отправить только фотографию (JPEG, PNG, WebP или GIF).",
-                  "en": "Only photos can be sent (JPEG, PNG, WebP or GIF)."},
-    "bad_upload": {"ru": "Не удалось прочитать файл. Попробуйте ещё раз.",
-                   "en": "The upload could not be read. Please try again."},
-    "internal": {"ru": "Что-то пошло не так. Попробуйте ещё раз чуть позже.",
-                 "en": "Something went wrong. Please try again a bit later."},
+_ERRORS: dict[str, str] = {
+    "bad_json": N_("The frame is not a JSON object."),
+    "unknown_type": N_("Unknown frame type: {value}."),
+    "bad_field": N_("Field '{value}' is missing or invalid."),
+    "empty_text": N_("The message is empty."),
+    "no_hello": N_("Send a hello frame first."),
+    "bad_client_id": N_("Invalid client id."),
+    "client_changed": N_("The client id cannot change within one connection."),
+    "unknown_upload": N_("Photo not found, please upload it again."),
+    "binary": N_("Binary frames are not supported."),
+    "too_large": N_("The file is too large: at most {value} MB."),
+    "not_image": N_("Only photos can be sent (JPEG, PNG, WebP or GIF)."),
+    "bad_upload": N_("The upload could not be read. Please try again."),
+    "internal": N_("Something went wrong. Please try again a bit later."),
 }
 
 
@@ -77,9 +66,8 @@ class FrameError(Exception):
 
 
 def error_frame(code: str, lang: str = "ru", value: str = "") -> dict[str, Any]:
-    """Build an ``error`` frame, Russian unless ``lang`` starts with ``en``."""
-    texts = _ERRORS.get(code, _ERRORS["internal"])
-    text = texts["en" if lang.startswith("en") else "ru"].format(value=value)
+    """Build an ``error`` frame in ``lang`` (Russian unless it is English)."""
+    text = translate(_ERRORS.get(code, _ERRORS["internal"]), lang).format(value=value)
     return {"type": "error", "code": code, "text": text}
 
 

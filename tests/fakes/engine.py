@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+from dialogue.i18n import normalize_language
 from dialogue.messages import Button, IncomingMessage, OutgoingMessage
 
 MENU = OutgoingMessage(
@@ -48,7 +49,9 @@ class FakeEngine:
         try:
             if self.delay:
                 await asyncio.sleep(self.delay)
-            return self._answer(msg)
+            # like the real engine, replies are in the citizen's language (here: the hint)
+            language = normalize_language(msg.language_hint)
+            return [replace(r, language=language) for r in self._answer(msg)]
         finally:
             self._active -= 1
 

@@ -37,9 +37,10 @@ def messages(lang: str):
 
 def code_msgids() -> set[str | tuple[str, ...]]:
     found: set[str | tuple[str, ...]] = set()
-    for _file, _line, message, _comments, _context in extract_from_dir(
-            str(ROOT / "dialogue"), method_map=[("**.py", "python")]):
-        found.add(message)
+    for package in ("dialogue", "bots", "notifications"):  # all share this catalogue
+        for _file, _line, message, _comments, _context in extract_from_dir(
+                str(ROOT / package), method_map=[("**.py", "python")]):
+            found.add(message)
     return found
 
 
