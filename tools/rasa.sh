@@ -24,6 +24,8 @@ MAX_WORDS=256
 export RASA_TELEMETRY_ENABLED=false
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 export SQLALCHEMY_SILENCE_UBER_WARNING=1
+# Rasa 3.6 and its pins emit pages of DeprecationWarnings on every start.
+export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore::DeprecationWarning}
 
 die() { echo "tools/rasa.sh: $*" >&2; exit 1; }
 
@@ -48,6 +50,9 @@ requirements_hash() { sha256sum "$REQUIREMENTS" | cut -d' ' -f1; }
 
 cmd_setup() {
     [ $# -eq 0 ] || usage
+    # One setup at a time (parallel test runs share the venv): lock the rasa/ directory.
+    exec 9<"$RASA_DIR"
+    flock 9
     local want
     want=$(requirements_hash)
     if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/rasa" ]; then
@@ -132,7 +137,7 @@ cmd_train() {
 }
 
 cmd_serve() {
-    local model=$DEFAULT_OUT port=5005
+    local model=$DEFAULT_OUT/tsur-nlu.tar.gz port=5005
     while [ $# -gt 0 ]; do
         case $1 in
             --model) model=$2; shift 2 ;;
