@@ -74,6 +74,7 @@ class DeliveryWorker:
         self.idle_seconds = idle_seconds
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
+        self._gone: set[int] = set()  # citizens found unreachable in the current batch
 
     # --- the loop ----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -110,7 +111,12 @@ class DeliveryWorker:
             await uow.commit()
         # leave a margin so a message is never sent after its lease has run out
         deadline = claimed_at + self.lease * 0.75
+        self._gone = set()
         for index, message in enumerate(batch):
+            if message.citizen_id is not None and message.citizen_id in self._gone:
+                # claimed with the message that found them gone: never try them again
+                await self._finish(message, token, OutboxStatus.UNREACHABLE)
+                continue
             wait = self.limiter.reserve(message.chat_id) if self.limiter else 0.0
             late = self.clock() + timedelta(seconds=wait) > deadline
             if self._stop.is_set() or late:
@@ -187,6 +193,7 @@ class DeliveryWorker:
         async with self.uow_factory() as uow:
             await uow.outbox.finish(message.id, token, OutboxStatus.UNREACHABLE, now=now)
             if message.citizen_id is not None:
+                self._gone.add(message.citizen_id)
                 citizen = await uow.citizens.get(message.citizen_id)
                 if citizen is not None and citizen.reachable:
                     citizen.reachable = False

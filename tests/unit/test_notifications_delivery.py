@@ -281,3 +281,14 @@ async def test_the_worker_passes_the_rows_dedup_key_on_every_attempt():
     await worker.run_once()
     assert messenger.keys == ["test:1:hello", "test:1:hello"]
     assert messenger.texts() == ["hello"]
+
+
+async def test_a_citizen_found_unreachable_gets_no_try_of_the_rest_of_the_batch():
+    store, clock, messenger = MemoryStore(), FakeClock(), FakeMessenger()
+    citizen_id = await add_citizen(store, "1")
+    ids = [await queue(store, clock, "1", f"m{i}", citizen_id=citizen_id, priority=3 - i)
+           for i in range(3)]
+    messenger.blocked_by("1")
+    assert await make_worker(store, messenger, clock).run_once() == 3  # one batch
+    assert [a.chat_id for a in messenger.attempts] == ["1"]
+    assert [row(store, i).status for i in ids] == [OutboxStatus.UNREACHABLE] * 3

@@ -1,0 +1,121 @@
+"""The Telegram ``Messenger`` of the outbox: one try per message, outcomes for the worker.
+
+:class:`~bots.telegram.messenger.TelegramMessenger` serves the dialogue: it waits out flood
+control and retries by itself, and answers ``True``/``False``. The outbox worker needs the
+opposite — it paces the channel, holds it back on a 429 and reschedules with backoff — so
+:class:`TelegramOutboxMessenger` makes each Bot API call once and says what happened:
+
+=========================================================  ================================
+Telegram's answer                                           outcome
+=========================================================  ================================
+200                                                         ``SendResult.OK``
+403 (blocked, deactivated, can't initiate conversation),    ``SendResult.UNREACHABLE``
+400 "chat not found" / "PEER_ID_INVALID" (the citizen's
+private chat existed: the account is gone)
+429 ``retry_after``                                         ``RetryAfter(retry_after)``
+5xx, timeouts, dropped connections, unparsable replies,     ``TransientError``
+401/404/409 (configuration: fixed by an admin, not by
+giving up on the message)
+any other 400, 413 (the message itself is bad)              ``SendResult.REJECTED``
+=========================================================  ================================
+
+A photo Telegram refuses is logged and skipped, as in the dialogue; the text still goes.
+Telegram has no idempotency key, so a message split into several calls remembers (per
+``key``, in this process) how many of its calls went through, and a retry after a failure
+on part 2 does not send part 1 again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from typing import Any
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    AiogramError,
+    TelegramBadRequest,
+    TelegramEntityTooLarge,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+)
+from aiogram.methods import SendPhoto
+
+from dialogue.messages import Address, Channel, OutgoingMessage
+from notifications.messenger import RetryAfter, SendResult, TransientError
+
+from .render import render
+
+log = logging.getLogger(__name__)
+
+# 400 descriptions that mean "this chat is gone", not "this request is malformed"
+GONE = ("chat not found", "peer_id_invalid", "user not found")
+MAX_KEYS_REMEMBERED = 10_000
+
+
+class TelegramOutboxMessenger:
+    """Implements :class:`notifications.messenger.Messenger` for Telegram; holds an aiogram
+    :class:`~aiogram.Bot` (never subclasses it) and renders with
+    :func:`bots.telegram.render.render`, like the dialogue's messenger."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+        self._progress: OrderedDict[str, int] = OrderedDict()
+
+    async def send(self, to: Address, msg: OutgoingMessage, *,
+                   key: str | None = None) -> SendResult:
+        if to.channel is not Channel.TELEGRAM:
+            log.error("telegram outbox: %s is not a Telegram address", to)
+            return SendResult.REJECTED
+        try:
+            chat_id = int(to.chat_id)
+        except ValueError:
+            log.error("telegram outbox: not a chat id: %r", to.chat_id)
+            return SendResult.REJECTED
+        calls = render(chat_id, msg)
+        done = self._progress.get(key, 0) if key is not None else 0
+        for index, call in enumerate(calls):
+            if index < done:
+                continue  # went through on an earlier try of this message
+            result = await self._call(chat_id, call)
+            if result is SendResult.REJECTED and isinstance(call, SendPhoto):
+                continue  # a refused photo is skipped; the text still matters
+            if result is not SendResult.OK:
+                return result
+            if key is not None:
+                self._remember(key, index + 1)
+        if key is not None:
+            self._progress.pop(key, None)
+        return SendResult.OK
+
+    async def _call(self, chat_id: int, call: Any) -> SendResult:
+        """One Bot API call: OK, UNREACHABLE or REJECTED, or raise for the worker."""
+        method = type(call).__name__
+        try:
+            await self.bot(call)
+        except TelegramRetryAfter as exc:
+            raise RetryAfter(exc.retry_after, f"telegram: {exc.message}") from exc
+        except TelegramForbiddenError as exc:
+            log.info("telegram outbox: chat %s is unreachable: %s", chat_id, exc.message)
+            return SendResult.UNREACHABLE
+        except TelegramEntityTooLarge as exc:  # a network error by aiogram's hierarchy
+            log.error("telegram outbox: %s to %s refused: %s", method, chat_id, exc.message)
+            return SendResult.REJECTED
+        except TelegramBadRequest as exc:
+            if any(gone in exc.message.lower() for gone in GONE):
+                log.info("telegram outbox: chat %s is gone: %s", chat_id, exc.message)
+                return SendResult.UNREACHABLE
+            log.error("telegram outbox: %s to %s refused: %s", method, chat_id, exc.message)
+            return SendResult.REJECTED
+        except TelegramNetworkError as exc:
+            raise TransientError(f"telegram: {method}: {exc.message}") from exc
+        except AiogramError as exc:  # 5xx, 401/404/409, an HTML page instead of JSON
+            raise TransientError(f"telegram: {method}: {type(exc).__name__}: {exc}") from exc
+        return SendResult.OK
+
+    def _remember(self, key: str, done: int) -> None:
+        self._progress[key] = done
+        self._progress.move_to_end(key)
+        while len(self._progress) > MAX_KEYS_REMEMBERED:
+            self._progress.popitem(last=False)
