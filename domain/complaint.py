@@ -12,6 +12,7 @@ from domain.events import (
     ComplaintReclassified,
     ComplaintRegistered,
     DomainEvent,
+    OperatorMessageAdded,
     StatusChanged,
 )
 
@@ -155,6 +156,13 @@ class Complaint:
             self.first_answered_at = at
         self.updated_at = at
         self.history.append(HistoryEntry(EventKind.OPERATOR_MESSAGE, at, actor, text))
+
+    def message_citizen(self, text: str, *, actor: str, at: datetime) -> None:
+        """An operator's message to the citizen: recorded, and relayed (the event)."""
+        if not text.strip():
+            raise ValueError("a message needs text")
+        self.add_operator_message(text, actor=actor, at=at)
+        self.events.append(OperatorMessageAdded(self.id, at, text, actor))
 
     def add_citizen_message(self, text: str, *, at: datetime,
                             photos: list[Photo] | None = None) -> None:

@@ -41,3 +41,11 @@ class ComplaintReclassified(DomainEvent):
 @dataclass(frozen=True, slots=True)
 class CitizenMessageAdded(DomainEvent):
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorMessageAdded(DomainEvent):
+    """An operator wrote to the citizen (relayed to the citizen's channel)."""
+
+    text: str
+    actor: str

@@ -107,6 +107,16 @@ async def answer_complaint(uow: UnitOfWork, complaint_id: int, text: str, *, act
     return complaint
 
 
+async def relay_operator_message(uow: UnitOfWork, complaint_id: int, text: str, *,
+                                 actor: str, now: datetime) -> Complaint:
+    """An operator writes to the citizen: the message is recorded in the history and
+    :class:`~domain.events.OperatorMessageAdded` asks the handlers to deliver it."""
+    complaint = await _get(uow, complaint_id)
+    complaint.message_citizen(text, actor=actor, at=now)
+    await uow.complaints.save(complaint)
+    return complaint
+
+
 async def reclassify(uow: UnitOfWork, catalogue: Catalogue, complaint_id: int, sector: str,
                      category: str, *, actor: str, now: datetime) -> Complaint:
     catalogue.category(sector, category)

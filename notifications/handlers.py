@@ -10,14 +10,33 @@ from dialogue.i18n import format_date
 from dialogue.messages import Address, Channel, OutgoingMessage
 from domain.catalogue import Catalogue
 from domain.complaint import Complaint, EventKind, Status
-from domain.events import ComplaintAnswered, ComplaintRegistered, DomainEvent, StatusChanged
-from domain.ports import UnitOfWork
+from domain.events import (
+    ComplaintAnswered,
+    ComplaintRegistered,
+    DomainEvent,
+    OperatorMessageAdded,
+    StatusChanged,
+)
+from domain.ports import EventHandler, UnitOfWork
 from notifications import texts
 from notifications.outbox import Kind, Priority, new_message
+
+OPERATOR_MESSAGE = texts.N_("Operator's reply on complaint №{number}: {text}")
 
 
 def _stamp(at: datetime) -> str:
     return at.astimezone(UTC).isoformat()
+
+
+def combine(*handlers: EventHandler) -> EventHandler:
+    """One event handler that runs ``handlers`` in order, in the same unit of work (so
+    all their outbox rows commit with the change, or none do)."""
+
+    async def handle(uow: UnitOfWork, events: Sequence[DomainEvent]) -> None:
+        for handler in handlers:
+            await handler(uow, events)
+
+    return handle
 
 
 class StatusNotifier:
@@ -82,6 +101,9 @@ class StatusNotifier:
         if isinstance(event, ComplaintAnswered):
             return Kind.ANSWER, f"answer:{cid}:{_stamp(event.at)}", texts.notice(
                 lang, texts.ANSWER, number=number, answer=event.text)
+        if isinstance(event, OperatorMessageAdded):
+            return Kind.ANSWER, f"operator:{cid}:{_stamp(event.at)}", texts.notice(
+                lang, OPERATOR_MESSAGE, number=number, text=event.text)
         if not isinstance(event, StatusChanged):
             return None
         key = f"status:{cid}:{event.new}:{_stamp(event.at)}"

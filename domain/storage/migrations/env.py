@@ -12,6 +12,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import domain.storage.backoffice_orm  # noqa: F401  (registers complaint_topics)
 import domain.storage.portal_orm  # noqa: F401  (registers the portal tables)
 from domain.storage.orm import Base
 from domain.storage.uow import create_engine
