@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
 
 from config.bootstrap import System, bootstrap
 from config.settings import Settings
+from notifications.delivery import DeliveryWorker
 
 log = logging.getLogger("tsur")
 STOP_SECONDS = 10.0
@@ -75,6 +76,42 @@ def start_channels(system: System, tasks: Tasks, stop: asyncio.Event) -> list[st
     return started
 
 
+def start_outbox_workers(system: System, tasks: Tasks) -> list[DeliveryWorker]:
+    """Start an outbox worker for each chat channel whose token is set; returns them.
+
+    Each worker holds its own platform client (a Bot, an API), apart from the polling
+    bot's: polling owns and closes its own session, and a long poll must never hold a
+    status notice back. The client is closed when its worker has stopped.
+    """
+    settings = system.settings
+    workers: list[DeliveryWorker] = []
+    if settings.telegram_token:
+        from bots.telegram import make_bot
+        from bots.telegram.outbox import TelegramOutboxMessenger
+
+        bot = make_bot(settings.telegram_token, settings.telegram_api_url or None)
+        worker = system.delivery_worker("telegram", TelegramOutboxMessenger(bot))
+        tasks.start("outbox:telegram", _run_then_close(worker, bot.session.close))
+        workers.append(worker)
+    if settings.vk_token:
+        from bots.vk import make_api
+        from bots.vk.outbox import VkOutboxMessenger
+
+        api = make_api(settings.vk_token, settings.vk_api_url or None)
+        worker = system.delivery_worker("vk", VkOutboxMessenger(api))
+        tasks.start("outbox:vk", _run_then_close(worker, api.http_client.close))
+        workers.append(worker)
+    return workers
+
+
+async def _run_then_close(worker: DeliveryWorker,
+                          close: Callable[[], Awaitable[Any]]) -> None:
+    try:
+        await worker.run()
+    finally:
+        await close()
+
+
 async def serve(settings: Settings) -> None:
     """Migrate, start everything configured and wait for SIGINT/SIGTERM."""
     from bots.web import WebMessenger
@@ -90,7 +127,7 @@ async def serve(settings: Settings) -> None:
     # status notices wait in the outbox until the citizen's chat page is open
     web_worker = system.delivery_worker("web", OnlineOnlyMessenger(web_messenger.send))
     tasks.start("outbox:web", web_worker.run())
-    workers = [web_worker]
+    workers = [web_worker, *start_outbox_workers(system, tasks)]
     channels = start_channels(system, tasks, stop)
     runner = web.AppRunner(build_web_app(system, web_messenger), handle_signals=False)
     await runner.setup()
