@@ -6,11 +6,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from domain.citizen import Citizen
 from domain.complaint import Complaint
 from domain.events import DomainEvent
+
+if TYPE_CHECKING:
+    from domain.survey import Survey
 
 
 class CitizenRepository(Protocol):
@@ -148,6 +151,31 @@ class Outbox(Protocol):
         ...
 
 
+class SurveyRepository(Protocol):
+    """Satisfaction surveys (:mod:`domain.survey`). The ``claim_*`` methods mark due work
+    as done in the same statement that finds it, so two processes never both get it."""
+
+    async def add(self, survey: Survey) -> Survey:
+        """Store a new survey; sets ``survey.id``."""
+        ...
+
+    async def get(self, survey_id: int) -> Survey | None: ...
+
+    async def save(self, survey: Survey) -> None: ...
+
+    async def for_complaint(self, complaint_id: int) -> Sequence[Survey]:
+        """Newest first."""
+        ...
+
+    async def claim_reminders(self, now: datetime, *, limit: int) -> list[Survey]:
+        """Surveys still ``asked`` whose reminder is due; sets ``reminder_sent_at=now``."""
+        ...
+
+    async def claim_followups(self, now: datetime, *, limit: int) -> list[Survey]:
+        """Surveys whose follow-up is due and not sent; sets ``followup_sent_at=now``."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """A transaction over the repositories; rolls back unless :meth:`commit` is called.
 
@@ -161,6 +189,7 @@ class UnitOfWork(Protocol):
     complaints: ComplaintRepository
     conversations: ConversationStore
     outbox: Outbox
+    surveys: SurveyRepository
 
     async def __aenter__(self) -> UnitOfWork: ...
 

@@ -11,7 +11,15 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from dialogue.flows import complaint, details, finish, menu, my_complaints, subscriptions
+from dialogue.flows import (
+    complaint,
+    details,
+    finish,
+    menu,
+    my_complaints,
+    subscriptions,
+    survey,
+)
 from dialogue.flows.base import Context, Payload, State
 
 START_WORDS = frozenset({"/start", "/menu", "menu", "меню", "главное меню", "start", "начать"})
@@ -79,6 +87,8 @@ _MENU: dict[str, Callable[[Context], Awaitable[None]]] = {
 
 async def dispatch(ctx: Context) -> None:
     """Route one message: global commands first, then the current step."""
+    if await survey.intercept(ctx, START_WORDS | HELP_WORDS):  # sv: buttons, from any state
+        return
     step = STEPS[ctx.state]
     if ctx.msg.payload is not None:
         payload = Payload.parse(ctx.msg.payload)

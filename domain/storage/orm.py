@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -105,8 +106,27 @@ class IdentityRow(Base):
     citizen: Mapped[CitizenRow] = relationship(back_populates="identities", lazy="raise")
 
 
+# Open statuses as SQL literals: a partial index is used only when the query repeats its
+# predicate literally (PostgreSQL cannot match bound parameters against it).
+OPEN_STATUS_SQL = "status IN ('new', 'in_progress', 'answered', 'reopened')"
+FIRST_ANSWER_WATCHED = (f"{OPEN_STATUS_SQL} AND first_answered_at IS NULL "
+                        "AND first_answer_overdue_at IS NULL")
+RESOLUTION_WATCHED = f"{OPEN_STATUS_SQL} AND resolution_overdue_at IS NULL"
+NEAR_UNSET = f"{OPEN_STATUS_SQL} AND resolution_near_at IS NULL"
+
+
 class ComplaintRow(Base):
     __tablename__ = "complaints"
+    __table_args__ = (
+        # the deadline watch's partial indexes: only open complaints not yet found overdue
+        Index("ix_complaints_first_answer_watch", "first_answer_due",
+              postgresql_where=text(FIRST_ANSWER_WATCHED),
+              sqlite_where=text(FIRST_ANSWER_WATCHED)),
+        Index("ix_complaints_resolution_watch", "resolution_due",
+              postgresql_where=text(RESOLUTION_WATCHED), sqlite_where=text(RESOLUTION_WATCHED)),
+        Index("ix_complaints_near_unset", "id",
+              postgresql_where=text(NEAR_UNSET), sqlite_where=text(NEAR_UNSET)),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)
@@ -130,6 +150,14 @@ class ComplaintRow(Base):
     first_answered_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     updated_at: Mapped[datetime | None]
+    # deadline watch (notifications/deadlines.py): when 75 % of each allowed time is used
+    # up, when the back office was warned, and when each deadline was found missed
+    first_answer_near_at: Mapped[datetime | None]
+    resolution_near_at: Mapped[datetime | None]
+    first_answer_near_notified_at: Mapped[datetime | None]
+    resolution_near_notified_at: Mapped[datetime | None]
+    first_answer_overdue_at: Mapped[datetime | None]
+    resolution_overdue_at: Mapped[datetime | None]
 
     photos: Mapped[list[PhotoRow]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", order_by="PhotoRow.position")

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 from domain.complaint import Complaint
 from domain.events import DomainEvent
 from domain.ports import EventHandler, UnitOfWork
+from domain.storage.deadlines import SqlDeadlineWatch
 from domain.storage.outbox import SqlOutbox
 from domain.storage.repositories import (
     SqlCitizenRepository,
@@ -27,6 +28,7 @@ from domain.storage.repositories import (
     SqlConversationStore,
     utc_now,
 )
+from domain.storage.surveys import SqlSurveyRepository
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -116,6 +118,8 @@ class SqlUnitOfWork:
     complaints: _TrackedComplaints
     conversations: SqlConversationStore
     outbox: SqlOutbox
+    surveys: SqlSurveyRepository
+    deadlines: SqlDeadlineWatch
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession],
                  clock: Callable[[], datetime] = utc_now,
@@ -140,6 +144,8 @@ class SqlUnitOfWork:
         self.complaints = _TrackedComplaints(session)
         self.conversations = SqlConversationStore(session, self._clock)
         self.outbox = SqlOutbox(session)
+        self.surveys = SqlSurveyRepository(session)
+        self.deadlines = SqlDeadlineWatch(session)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -19,6 +19,7 @@ from domain.citizen import Citizen
 from domain.complaint import Complaint
 from domain.events import DomainEvent
 from domain.ports import Conversation, EventHandler, OutboxMessage, OutboxStatus
+from domain.survey import Survey, SurveyState
 
 
 @dataclass
@@ -30,6 +31,7 @@ class MemoryStore:
     conversations: dict[tuple[str, str], Conversation] = field(default_factory=dict)
     events: list[DomainEvent] = field(default_factory=list)
     outbox: dict[int, OutboxMessage] = field(default_factory=dict)
+    surveys: dict[int, Survey] = field(default_factory=dict)
     event_handler: EventHandler | None = None  # called by every commit, like SqlUnitOfWork
     commits: int = 0
     rollbacks: int = 0
@@ -250,6 +252,57 @@ class FakeOutbox:
         return dropped
 
 
+class FakeSurveyRepository:
+    """Surveys, staged like everything else; claims mark the staged copy, as SQL does."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self.pending: dict[int, Survey] = {}
+
+    def _all(self) -> dict[int, Survey]:
+        return {**self._store.surveys, **self.pending}
+
+    async def add(self, survey: Survey) -> Survey:
+        survey.id = self._store.next_id("survey")
+        self.pending[survey.id] = copy.deepcopy(survey)
+        return survey
+
+    async def get(self, survey_id: int) -> Survey | None:
+        found = self._all().get(survey_id)
+        return copy.deepcopy(found) if found else None
+
+    async def save(self, survey: Survey) -> None:
+        if survey.id is None or survey.id not in self._all():
+            raise LookupError(f"survey {survey.id} is not stored")
+        self.pending[survey.id] = copy.deepcopy(survey)
+
+    async def for_complaint(self, complaint_id: int) -> Sequence[Survey]:
+        found = [s for s in self._all().values() if s.complaint_id == complaint_id]
+        found.sort(key=lambda s: (s.created_at, s.id or 0), reverse=True)
+        return [copy.deepcopy(s) for s in found]
+
+    async def claim_reminders(self, now: datetime, *, limit: int) -> list[Survey]:
+        due = [s for s in self._all().values()
+               if s.reminder_sent_at is None and s.reminder_due_at is not None
+               and s.reminder_due_at <= now and s.state is SurveyState.ASKED]
+        return self._mark(due, limit, reminder_sent_at=now)
+
+    async def claim_followups(self, now: datetime, *, limit: int) -> list[Survey]:
+        due = [s for s in self._all().values()
+               if s.followup_sent_at is None and s.followup_due_at is not None
+               and s.followup_due_at <= now]
+        return self._mark(due, limit, followup_sent_at=now, reminder_due_at=None,
+                          state=SurveyState.FOLLOWUP)
+
+    def _mark(self, due: list[Survey], limit: int, **values: Any) -> list[Survey]:
+        claimed = []
+        for survey in sorted(due, key=lambda s: s.id or 0)[:limit]:
+            survey = dataclasses.replace(copy.deepcopy(survey), **values)
+            self.pending[survey.id or 0] = survey
+            claimed.append(copy.deepcopy(survey))
+        return claimed
+
+
 class FakeUnitOfWork:
     """Stages writes; :meth:`commit` applies them to the store, anything else drops them.
 
@@ -262,6 +315,7 @@ class FakeUnitOfWork:
         self.complaints = FakeComplaintRepository(store)
         self.conversations = FakeConversationStore(store)
         self.outbox = FakeOutbox(store)
+        self.surveys = FakeSurveyRepository(store)
         self.committed = False
         self.rolled_back = False
 
@@ -284,6 +338,7 @@ class FakeUnitOfWork:
             store.complaints[complaint_id] = complaint
         store.conversations.update(self.conversations.pending)
         store.outbox.update(self.outbox.pending)
+        store.surveys.update(self.surveys.pending)
         for original in self.complaints.seen:
             original.events.clear()
         store.commits += 1
@@ -301,6 +356,7 @@ class FakeUnitOfWork:
         self.complaints.seen.clear()
         self.conversations.pending.clear()
         self.outbox.pending.clear()
+        self.surveys.pending.clear()
 
 
 def _clean_copy(complaint: Complaint) -> Complaint:

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 import domain.storage.backoffice_orm  # noqa: F401  (registers complaint_topics)
 import domain.storage.portal_orm  # noqa: F401  (registers the portal tables)
+import domain.storage.surveys_orm  # noqa: F401  (registers the surveys table)
 from domain.storage.orm import Base
 from domain.storage.uow import create_engine
 
