@@ -31,6 +31,7 @@ class Citizen:
     subscribed_municipality: str | None = None
     subscribed_sectors: list[str] = field(default_factory=list)
     reachable: bool = True
+    broadcast_opt_out: bool = False  # pressed "unsubscribe" under a broadcast
     created_at: datetime | None = None
     id: int | None = None
 

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from dialogue.flows import (
+    broadcast,
     complaint,
     details,
     finish,
@@ -98,6 +99,8 @@ async def dispatch(ctx: Context) -> None:
             await _on_menu(ctx, payload)
         elif payload.kind == "draft":
             await menu.on_draft(ctx, payload)
+        elif payload.kind in broadcast.KINDS:
+            await broadcast.on_payload(ctx, payload)
         elif not await step.on_payload(ctx, payload):
             await ctx.stale()
         return

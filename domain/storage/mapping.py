@@ -34,6 +34,7 @@ def citizen_from_row(row: CitizenRow) -> Citizen:
         subscribed_municipality=row.subscribed_municipality,
         subscribed_sectors=list(row.subscribed_sectors or []),
         reachable=row.reachable,
+        broadcast_opt_out=row.broadcast_opt_out,
         created_at=row.created_at,
         id=row.id,
     )
@@ -49,6 +50,7 @@ def write_citizen(row: CitizenRow, citizen: Citizen) -> None:
     row.subscribed_municipality = citizen.subscribed_municipality
     row.subscribed_sectors = list(citizen.subscribed_sectors)
     row.reachable = citizen.reachable
+    row.broadcast_opt_out = citizen.broadcast_opt_out
     row.created_at = citizen.created_at
     stored = {(i.channel, i.external_id): i for i in row.identities}
     wanted = {(i.channel, i.external_id): i for i in citizen.identities}

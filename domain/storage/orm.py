@@ -85,6 +85,7 @@ class CitizenRow(Base):
     subscribed_municipality: Mapped[str | None] = mapped_column(String(64))
     subscribed_sectors: Mapped[list[str]] = mapped_column(default=list)
     reachable: Mapped[bool] = mapped_column(default=True)
+    broadcast_opt_out: Mapped[bool] = mapped_column(default=False)  # migration 0006
     created_at: Mapped[datetime | None]
 
     identities: Mapped[list[IdentityRow]] = relationship(

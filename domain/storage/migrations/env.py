@@ -13,6 +13,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import domain.storage.backoffice_orm  # noqa: F401  (registers complaint_topics)
+import domain.storage.broadcasts_orm  # noqa: F401  (registers the broadcasts table)
 import domain.storage.portal_orm  # noqa: F401  (registers the portal tables)
 import domain.storage.surveys_orm  # noqa: F401  (registers the surveys table)
 from domain.storage.orm import Base
