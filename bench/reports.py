@@ -1,0 +1,273 @@
+"""Time the register's filtered page and the ratings report over 1,000,000 complaints.
+
+    .venv/bin/python bench/reports.py                    # SQLite and PostgreSQL, 1,000,000
+    .venv/bin/python bench/reports.py --n 200000 --backend sqlite --keep /tmp/tsur-bench.db
+
+The data has realistic spreads: two years of filings with a weekly rhythm, sectors and
+municipalities skewed (Makhachkala has about a third), repeat citizens, first answers and
+resolutions log-normally distributed around the deadlines, ~5 % reopened, statuses by age,
+3–6 history rows per complaint. Rows are loaded with the drivers' bulk paths (executemany,
+COPY); the timed queries are the portal's own (``register_page``, ``ratings``), each the
+median of several runs, printed with its ratio to ``SELECT count(*) FROM complaints`` timed
+in the same script. Target: each under 1 s on SQLite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import text  # noqa: E402
+
+from domain.catalogue import load_catalogue  # noqa: E402
+from domain.storage import Database, sqlite_url, upgrade_async  # noqa: E402
+from domain.storage.queries import ComplaintFilter, register_page  # noqa: E402
+from domain.storage.reports import Period, ratings  # noqa: E402
+
+NOW = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
+YEARS = 2
+CHUNK = 50_000
+SECTOR_WEIGHTS = {"housing": 30, "roads": 16, "waste": 10, "energy": 10, "transport": 8,
+                  "health": 8, "education": 6, "social": 6, "other": 6}
+COMPLAINT_COLUMNS = ("id", "number", "citizen_id", "channel", "text", "sector", "category",
+                     "agency", "municipality", "created_at", "first_answer_due",
+                     "resolution_due", "classified_by", "confidence", "address", "latitude",
+                     "longitude", "status", "first_answered_at", "resolved_at", "updated_at")
+HISTORY_COLUMNS = ("complaint_id", "kind", "at", "actor", "text", "data")
+WORDS = ("нет воды", "яма на дороге", "не вывозят мусор", "нет света", "не ходит автобус",
+         "протекает крыша", "холодные батареи", "не работает фонарь", "очередь в поликлинике",
+         "бродячие собаки", "шум ночью", "сломана детская площадка")
+
+
+def generate(n: int, seed: int = 7) -> Iterator[tuple[list[tuple], list[tuple], list[tuple]]]:
+    """Chunks of (citizens, complaints, history) rows with timezone-aware datetimes."""
+    rnd = random.Random(seed)
+    cat = load_catalogue()
+    sectors = [s for s in cat.sectors if s.slug in SECTOR_WEIGHTS]
+    weights = [SECTOR_WEIGHTS[s.slug] for s in sectors]
+    towns = cat.municipalities
+    town_w = [1 / (i + 1) ** 1.1 for i in range(len(towns))]
+    citizens = max(1, n // 3)
+    span = timedelta(days=365 * YEARS).total_seconds()
+    next_citizen = 1
+    history_id = 0
+    for base in range(0, n, CHUNK):
+        people, rows, hist = [], [], []
+        for i in range(base + 1, min(n, base + CHUNK) + 1):
+            # filings grow over time (sqrt) and dip at weekends
+            while True:
+                at = NOW - timedelta(seconds=span * (1 - rnd.random() ** 0.8))
+                if at.weekday() < 5 or rnd.random() < 0.6:
+                    break
+            if next_citizen <= citizens and (next_citizen == 1 or rnd.random() < 0.5):
+                people.append((next_citizen, at))
+                citizen = next_citizen
+                next_citizen += 1
+            else:
+                citizen = rnd.randint(1, max(1, next_citizen - 1))
+            sector = rnd.choices(sectors, weights)[0]
+            category = rnd.choice(sector.categories)
+            town = rnd.choices(towns, town_w)[0] if rnd.random() > 0.08 else None
+            agency = cat.responsible_agency(sector.slug, category.slug,
+                                            town.slug if town else None).slug
+            first_due = at + timedelta(hours=category.first_answer_hours)
+            res_due = at + timedelta(days=category.resolution_days)
+            age = (NOW - at).total_seconds()
+            first = at + timedelta(hours=rnd.lognormvariate(2.3, 1.0))
+            first = first if first < NOW else None
+            resolved = at + timedelta(days=rnd.lognormvariate(1.8, 0.8))
+            resolved = resolved if resolved < NOW and first and resolved > first else None
+            status = "new" if age < 3600 * 6 else "in_progress"
+            h = [("registered", at, "citizen", "", {})]
+            if first:
+                status = "answered"
+                h += [("status", first, "op", "", {"old": "new", "new": "in_progress"}),
+                      ("operator_message", first, "op", "ответ", {}),
+                      ("status", first, "op", "", {"old": "in_progress", "new": "answered"})]
+            if resolved:
+                status = rnd.choices(("closed", "rejected", "duplicate"), (90, 7, 3))[0]
+                h.append(("status", resolved, "op", "", {"old": "answered", "new": status}))
+                if rnd.random() < 0.05:
+                    again = resolved + timedelta(days=rnd.uniform(0.5, 5))
+                    if again < NOW:
+                        h.append(("status", again, "survey", "",
+                                  {"old": status, "new": "reopened"}))
+                        status, resolved = "reopened", None
+            if rnd.random() < 0.3 and town:
+                lat, lon = 42.98 + rnd.gauss(0, 0.05), 47.5 + rnd.gauss(0, 0.05)
+            else:
+                lat = lon = None
+            address = f"ул. Ленина, {rnd.randint(1, 300)}" if rnd.random() < 0.6 else None
+            updated = max(x[1] for x in h)
+            rows.append((i, f"{at.year}-{i:07d}", citizen, rnd.choice(("telegram", "vk", "web")),
+                         f"{rnd.choice(WORDS)} {rnd.choice(WORDS)}", sector.slug,
+                         category.slug, agency, town.slug if town else None, at, first_due,
+                         res_due, "nlu", 0.8, address, lat, lon, status, first, resolved,
+                         updated))
+            for kind, when, actor, body, data in h:
+                history_id += 1
+                hist.append((i, kind, when, actor, body, data))
+        yield people, rows, hist
+
+
+def _sqlite_value(v: Any) -> Any:
+    if isinstance(v, datetime):  # as SQLAlchemy stores it: naive UTC text
+        return v.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if isinstance(v, dict):
+        return json.dumps(v)
+    return v
+
+
+def load_sqlite(path: Path, n: int) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA synchronous=OFF")
+    c_cols, h_cols = ", ".join(COMPLAINT_COLUMNS), ", ".join(HISTORY_COLUMNS)
+    for people, rows, hist in generate(n):
+        conn.executemany("INSERT INTO citizens (id, language, name, phone, subscribed_sectors,"
+                         " reachable, created_at) VALUES (?, 'ru', '', '', '[]', 1, ?)",
+                         [(i, _sqlite_value(at)) for i, at in people])
+        conn.executemany(f"INSERT INTO complaints ({c_cols}) VALUES "
+                         f"({', '.join('?' * len(COMPLAINT_COLUMNS))})",
+                         [tuple(map(_sqlite_value, r)) for r in rows])
+        conn.executemany(f"INSERT INTO complaint_history ({h_cols}) VALUES "
+                         f"({', '.join('?' * len(HISTORY_COLUMNS))})",
+                         [tuple(map(_sqlite_value, r)) for r in hist])
+        conn.commit()
+    conn.execute("ANALYZE")
+    conn.commit()
+    conn.close()
+
+
+async def load_postgres(url: str, n: int) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        for people, rows, hist in generate(n):
+            await conn.copy_records_to_table(
+                "citizens", records=[(i, "ru", "", "", "[]", True, at) for i, at in people],
+                columns=("id", "language", "name", "phone", "subscribed_sectors",
+                         "reachable", "created_at"))
+            await conn.copy_records_to_table("complaints", records=rows,
+                                             columns=COMPLAINT_COLUMNS)
+            await conn.copy_records_to_table(
+                "complaint_history", columns=HISTORY_COLUMNS,
+                records=[(*r[:5], json.dumps(r[5])) for r in hist])
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+async def timed(label: str, run: Callable[[], Awaitable[Any]], repeat: int = 5) -> float:
+    await run()  # warm the caches and the connection pool
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        await run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+async def measure(database: Database, name: str) -> list[tuple[str, float]]:
+    month = Period(NOW - timedelta(days=30), NOW)
+    quarter = Period(NOW - timedelta(days=91), NOW)
+
+    async def count() -> None:
+        async with database.session_factory() as s:
+            await s.execute(text("SELECT count(*) FROM complaints"))
+
+    def page(flt: ComplaintFilter) -> Callable[[], Awaitable[Any]]:
+        async def run() -> None:
+            async with database.session_factory() as s:
+                await register_page(s, flt, NOW)
+        return run
+
+    def report(period: Period) -> Callable[[], Awaitable[Any]]:
+        async def run() -> None:
+            async with database.session_factory() as s:
+                await ratings(s, period, NOW)
+        return run
+
+    cases = [
+        ("baseline: SELECT count(*) FROM complaints", count),
+        ("register: no filter, page 1", page(ComplaintFilter())),
+        ("register: sector+municipality, last 30 days",
+         page(ComplaintFilter(sector="roads", municipality="makhachkala",
+                              created_from=month.start))),
+        ("register: open, one agency", page(ComplaintFilter(
+            open_only=True, agency="minenergo", statuses=()))),
+        ("register: overdue (open, due before now)",
+         page(ComplaintFilter(open_only=True, due_before=NOW))),
+        ("ratings: last 30 days", report(month)),
+        ("ratings: last 91 days", report(quarter)),
+    ]
+    out = []
+    for label, run in cases:
+        out.append((label, await timed(label, run)))
+    base = out[0][1]
+    print(f"\n{name}")
+    for label, seconds in out:
+        print(f"  {label:<48} {seconds * 1000:9.1f} ms  {seconds / base:7.1f}× baseline")
+    return out
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--keep", type=Path, help="SQLite file to create or reuse")
+    args = parser.parse_args()
+    if args.backend in ("sqlite", "both"):
+        folder = Path(tempfile.mkdtemp(prefix="tsur-bench-"))
+        path = args.keep or folder / "bench.db"
+        if not path.exists():
+            url = sqlite_url(path)
+            await upgrade_async(url)
+            start = time.perf_counter()
+            await asyncio.to_thread(load_sqlite, path, args.n)
+            print(f"SQLite: loaded {args.n:,} complaints in {time.perf_counter() - start:.0f} s"
+                  f" ({path.stat().st_size / 1e6:.0f} MB)")
+        database = Database.from_url(sqlite_url(path))
+        try:
+            await measure(database, f"SQLite {sqlite3.sqlite_version}, {args.n:,} complaints")
+        finally:
+            await database.dispose()
+    if args.backend in ("postgresql", "both"):
+        from tests.fakes.postgres import PostgresServer, find_bindir
+
+        if find_bindir() is None:
+            print("PostgreSQL binaries not found: skipped")
+            return 0
+        server = PostgresServer.start()
+        try:
+            url = server.create_database("bench")
+            await upgrade_async(url)
+            start = time.perf_counter()
+            await load_postgres(url, args.n)
+            print(f"PostgreSQL: loaded {args.n:,} complaints in "
+                  f"{time.perf_counter() - start:.0f} s")
+            database = Database.from_url(url)
+            try:
+                await measure(database, f"PostgreSQL, {args.n:,} complaints")
+            finally:
+                await database.dispose()
+        finally:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
