@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from domain.calendar import WorkingCalendar
 from domain.complaint import Status
@@ -29,6 +31,8 @@ from domain.storage import Database, sqlite_url, upgrade_async
 from notifications.delivery import Backoff, DeliveryWorker
 from notifications.handlers import StatusNotifier
 from notifications.ratelimit import DEFAULT_LIMITS, RateLimiter
+from tests.e2e.browser import needs_chromium
+from tests.e2e.portal_fixtures import PASSWORD
 from tests.fakes.dialogue import catalogue
 from tests.fakes.messenger import FakeClock
 from tests.fakes.telegram import FakeTelegram
@@ -316,3 +320,44 @@ async def test_a_vk_bad_request_fails_the_row_without_retrying(env: Env) -> None
     assert row.status is OutboxStatus.FAILED and row.attempts == 1
     assert [c.error_code for c in env.vk.calls_of("messages.send")] == [100]
     assert await env.reachable("vk", VK_USER)
+
+
+# --- the portal (issue 6): an operator's reply in the browser reaches Telegram ---------------
+
+@needs_chromium
+async def test_a_portal_reply_reaches_the_telegram_citizen(env: Env, browser_page) -> None:
+    from portal import setup_portal
+    from portal.users import add_user
+
+    complaint_id = await env.file("telegram", TG_USER, "Во дворе третий день нет воды")
+    async with env.database.uow() as uow:
+        complaint = await uow.complaints.get(complaint_id)
+    assert complaint is not None
+    await add_user(env.database, "olga", PASSWORD, "operator", now=env.clock.now())
+    app = web.Application()
+    setup_portal(app, database=env.database, catalogue=catalogue(), clock=env.clock.now)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        page = browser_page
+        base = str(server.make_url("")).rstrip("/")
+        await page.goto(f"{base}/login")
+        await page.fill("input[name=login]", "olga")
+        await page.fill("input[name=password]", PASSWORD)
+        await page.click("button[type=submit]")
+        await page.wait_for_selector("#register")
+        await page.click(f"text={complaint.number}")
+        await page.fill("#reply-form textarea", "Бригада выехала, воду дадут к вечеру.")
+        await page.click("#reply-form button")
+        await page.wait_for_selector("#notice")
+    finally:
+        await server.close()
+
+    [row] = await env.rows("telegram")  # written with the answer, in its transaction
+    assert row.kind == "answer" and row.status is OutboxStatus.PENDING
+    await drain(env.telegram)
+    [sent] = env.tg.sent_to(TG_USER)
+    assert sent.text == (f"{ANSWERED_RU} №{complaint.number}:\n\n"
+                         "Бригада выехала, воду дадут к вечеру.")
+    [row] = await env.rows("telegram")
+    assert row.status is OutboxStatus.SENT
