@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 from aiohttp import BodyPartReader, WSMsgType, web
 
+from bots.web.labels import labels_json
+from dialogue.i18n import LANGUAGES, normalize_language
 from dialogue.messages import (
     Address,
     Attachment,
@@ -83,11 +85,13 @@ class WebChat:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary())
         page = (STATIC_DIR / "chat.html").read_text(encoding="utf-8")
-        self._page = page.replace("{{prefix}}", prefix)
+        self._pages = {lang: page.replace("{{prefix}}", prefix).replace(
+            "{{labels}}", labels_json(lang)) for lang in LANGUAGES}
 
     # --- the page -------------------------------------------------------------------
     async def page(self, request: web.Request) -> web.Response:
-        return web.Response(text=self._page, content_type="text/html", charset="utf-8",
+        page = self._pages[normalize_language(request.query.get("lang"))]
+        return web.Response(text=page, content_type="text/html", charset="utf-8",
                             headers={"Content-Security-Policy": _CSP,
                                      "Cache-Control": "no-cache"})
 

@@ -45,7 +45,7 @@ class Tsur:
     async def stop(self) -> int:
         """Ctrl-C, as a user would; returns the exit code."""
         self.process.send_signal(signal.SIGINT)
-        rest, _ = await asyncio.wait_for(self.process.communicate(), 20)
+        rest, _ = await asyncio.wait_for(self.process.communicate(), 60)
         self.output.extend(rest.decode().splitlines())
         return self.process.returncode if self.process.returncode is not None else -1
 
@@ -65,7 +65,7 @@ async def start_tsur(tmp_path: Path) -> AsyncIterator[Callable[[], Awaitable[Tsu
         assert proc.stdout is not None
         output: list[str] = []
         while not any("web chat:" in line for line in output):
-            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            line = await asyncio.wait_for(proc.stdout.readline(), 120)
             assert line, "tsur exited before serving:\n" + "\n".join(output)
             output.append(line.decode().rstrip())
         tsur = Tsur(proc, f"http://127.0.0.1:{port}", tmp_path / "var", output)

@@ -3,57 +3,14 @@
 "use strict";
 
 (function () {
-  const LABELS = {
-    ru: {
-      title: "ЦУР Республики Дагестан",
-      intro: "Напишите, что случилось, — мы передадим обращение в ответственное ведомство " +
-        "и сообщим о результате.",
-      placeholder: "Напишите сообщение…",
-      send: "Отправить",
-      attach: "Прикрепить фото",
-      location: "Отправить местоположение",
-      shareLocation: "📍 Отправить моё местоположение",
-      connecting: "Подключение…",
-      online: "На связи",
-      offline: "Нет связи, переподключаемся…",
-      uploading: "Загружаем фото…",
-      uploadFailed: "Не удалось загрузить фото.",
-      tooBig: "Файл слишком большой.",
-      tooLong: "Сообщение слишком длинное — сократите его, пожалуйста.",
-      noGeo: "Браузер не может определить местоположение. Напишите адрес текстом.",
-      geoDenied: "Не удалось получить местоположение. Напишите адрес текстом.",
-      myLocation: "📍 Моё местоположение",
-      photo: "📷 Фото",
-    },
-    en: {
-      title: "Dagestan Regional Management Center",
-      intro: "Tell us what happened: we will pass your request to the responsible agency " +
-        "and let you know the result.",
-      placeholder: "Type a message…",
-      send: "Send",
-      attach: "Attach a photo",
-      location: "Send my location",
-      shareLocation: "📍 Send my location",
-      connecting: "Connecting…",
-      online: "Online",
-      offline: "Offline, reconnecting…",
-      uploading: "Uploading the photo…",
-      uploadFailed: "The photo could not be uploaded.",
-      tooBig: "The file is too large.",
-      tooLong: "The message is too long, please shorten it.",
-      noGeo: "Your browser cannot tell your location. Please type the address.",
-      geoDenied: "Could not get your location. Please type the address.",
-      myLocation: "📍 My location",
-      photo: "📷 Photo",
-    },
-  };
   const MAX_UPLOAD = 10 * 1024 * 1024;
   const MAX_FRAME = 60 * 1024; // the server closes sockets on frames over 64 KiB
   const STORAGE_KEY = "tsur.webchat.client_id";
 
   const params = new URLSearchParams(window.location.search);
   const lang = params.get("lang") === "en" ? "en" : "ru";
-  const L = LABELS[lang];
+  // the page's own words, translated on the server (gettext) for this language
+  const L = JSON.parse(document.getElementById("chat-labels").textContent);
   const prefix = document.body.dataset.prefix || "/chat";
 
   const $ = (id) => document.getElementById(id);
