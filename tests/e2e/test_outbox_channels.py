@@ -7,6 +7,7 @@ clock), so flood waits and backoff are stepped through, never waited for.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -361,3 +362,71 @@ async def test_a_portal_reply_reaches_the_telegram_citizen(env: Env, browser_pag
                          "Бригада выехала, воду дадут к вечеру.")
     [row] = await env.rows("telegram")
     assert row.status is OutboxStatus.SENT
+
+
+# --- `tsur run` starts a worker per configured channel and stops it on Ctrl-C --------------
+
+async def test_tsur_run_delivers_notices_to_telegram_and_vk_and_stops_cleanly(
+        tmp_path: Path) -> None:
+    import os
+    import signal
+    import socket
+    import sys
+    from datetime import UTC, datetime
+
+    root = Path(__file__).resolve().parents[2]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    async with FakeTelegram() as tg, FakeVK(group_id=GROUP_ID) as vk:
+        tg.add_user(TG_USER, "Патимат", language_code="ru")
+        vk.add_user(VK_USER, "Патимат", "Алиева")
+        env = {**os.environ, "TSUR_DATA_DIR": str(tmp_path / "var"), "TSUR_PORT": str(port),
+               "TSUR_LOG_LEVEL": "WARNING", "TSUR_NLU": "keyword",
+               "TSUR_TELEGRAM_TOKEN": tg.token, "TSUR_TELEGRAM_API_URL": tg.base_url,
+               "TSUR_VK_TOKEN": vk.token, "TSUR_VK_GROUP_ID": str(GROUP_ID),
+               "TSUR_VK_API_URL": vk.api_url}
+        env.pop("TSUR_DATABASE_URL", None)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "config.cli", "run", cwd=root, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        assert proc.stdout is not None
+        output: list[str] = []
+        try:
+            while not any("Press Ctrl-C" in line for line in output):
+                line = await asyncio.wait_for(proc.stdout.readline(), 60)
+                assert line, "tsur exited before serving:\n" + "\n".join(output)
+                output.append(line.decode().rstrip())
+            assert any("Telegram" in line and "VK" in line for line in output), output
+
+            # a status change committed by another process (the portal, say)
+            clock = FakeClock(datetime.now(UTC))
+            database = Database.from_url(sqlite_url(tmp_path / "var" / "tsur.db"),
+                                         event_handler=StatusNotifier(catalogue()))
+            other = Env(database, clock, tg, vk, None, None)  # type: ignore[arg-type]
+            for channel, user in (("telegram", TG_USER), ("vk", VK_USER)):
+                await other.status(await other.file(channel, user), Status.IN_PROGRESS)
+            await tg.wait_for_message(TG_USER, TAKEN, timeout=20)
+            await vk.wait_for_message(VK_USER, TAKEN, timeout=20)
+
+            async def statuses() -> set[OutboxStatus]:
+                return {r.status for c in ("telegram", "vk") for r in await other.rows(c)}
+
+            for _ in range(200):  # the mark is committed just after the send
+                if await statuses() == {OutboxStatus.SENT}:
+                    break
+                await asyncio.sleep(0.1)
+            assert await statuses() == {OutboxStatus.SENT}
+            await database.dispose()
+
+            proc.send_signal(signal.SIGINT)
+            rest, _ = await asyncio.wait_for(proc.communicate(), 30)
+            output.extend(rest.decode().splitlines())
+            assert proc.returncode == 0, output
+            assert "tsur stopped." in output
+            assert not any("did not stop" in line or "Traceback" in line for line in output)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert len(tg.sent_to(TG_USER)) == 1 and len(vk.sent_to(VK_USER)) == 1
