@@ -156,8 +156,8 @@ async def _remind(uow: UnitOfWork, now: datetime, batch: int) -> tuple[int, int]
     for survey in due:
         found = await _address(uow, survey)
         complaint = await uow.complaints.get(survey.complaint_id)
-        if found is None or complaint is None:
-            continue
+        if found is None or complaint is None or complaint.status is not Status.CLOSED:
+            continue  # reopened since: the question is moot (the claim keeps it from recurring)
         to, lang = found
         assert survey.id is not None
         msg = questions.solved_question(_gettext(lang), survey.id, complaint.number,

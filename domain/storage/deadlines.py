@@ -79,7 +79,8 @@ class SqlDeadlineWatch:
         """Store ``(complaint_id, first_answer_near_at, resolution_near_at)``."""
         if not moments:
             return
-        stmt = (update(_C.__table__).where(_C.__table__.c.id == bindparam("cid"))
+        table = ComplaintRow.__table__
+        stmt = (update(table).where(table.c.id == bindparam("cid"))  # type: ignore[arg-type]
                 .values(first_answer_near_at=bindparam("fa"),
                         resolution_near_at=bindparam("res")))
         await self.session.execute(stmt, [{"cid": c, "fa": fa, "res": res}
