@@ -37,6 +37,8 @@ NAVIGATION: list[tuple[Permission, str, str]] = [
     (Permission.VIEW_REGISTER, "/portal/complaints", N_("Complaints")),
     (Permission.VIEW_DEADLINES, "/portal/deadlines", N_("Deadlines")),
     (Permission.VIEW_AUDIT, "/portal/audit", N_("Audit log")),
+    (Permission.VIEW_RATINGS, "/portal/ratings", N_("Ratings")),
+    (Permission.VIEW_RATINGS, "/portal/reports", N_("Reports")),
 ]
 
 
@@ -105,13 +107,24 @@ PORTAL = web.AppKey("portal", Portal)
 def setup_portal(app: web.Application, *, database: Database, catalogue: Catalogue,
                  clock: Callable[[], datetime], secure_cookies: bool = False,
                  calendar: WorkingCalendar | None = None) -> Portal:
-    """Add the portal to ``app``: ``/login``, ``/logout`` and everything under ``/portal``.
+    """Add the portal to ``app``: ``/login``, ``/logout``, everything under ``/portal``, and
+    the public, read-only Open311 GeoReport v2 endpoints under ``/open311/v2``.
 
     ``database`` must be migrated (the portal's tables come with revision 0003).
     ``secure_cookies`` marks cookies Secure (set it behind HTTPS). ``calendar`` counts the
     working days of the deadline board (default: Moscow office hours).
     """
-    from portal.views import audit, complaint, deadlines, login, register
+    from portal.open311 import setup_open311
+    from portal.views import (
+        audit,
+        complaint,
+        deadlines,
+        export,
+        login,
+        ratings,
+        register,
+        reports,
+    )
 
     portal = Portal(database, catalogue, clock, calendar or WorkingCalendar(), secure_cookies)
     app[PORTAL] = portal
@@ -120,5 +133,11 @@ def setup_portal(app: web.Application, *, database: Database, catalogue: Catalog
     complaint.add_routes(app.router, portal)
     deadlines.add_routes(app.router, portal)
     audit.add_routes(app.router, portal)
+    ratings.add_routes(app.router, portal)
+    reports.add_routes(app.router, portal)
+    # ?format=csv|xlsx on the register and the deadline board, with their own guards
+    app.middlewares.append(export.export_middleware(export.page_exporters(portal)))
+    setup_open311(app, database=database, catalogue=catalogue, clock=clock,
+                  tz=portal.calendar.tz)
     app.router.add_static("/portal/static", STATIC_DIR)
     return portal

@@ -1,0 +1,220 @@
+"""``GET /portal/reports``: top categories with trends, complaints per day, repeat
+complaints and the frequent themes inside "other" (to extend the catalogue), with charts and
+CSV/XLSX downloads.
+
+Repeats: a complaint of the period is a repeat when, within ``repeat_days`` before it, the
+same citizen filed one, or one of the same category came from the same place — the same
+municipality and address (compared case- and punctuation-insensitively), or coordinates
+within :data:`NEAR_METRES`. Duplicates already linked by operators are left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+
+from aiohttp import web
+
+from domain.storage.reports import (
+    PlaceRow,
+    daily_counts,
+    other_texts,
+    place_rows,
+    top_categories,
+)
+from portal.access import Permission
+from portal.app import Portal
+from portal.charts import line_chart, paired_chart
+from portal.i18n import translations
+from portal.labels import Names
+from portal.sessions import LoggedIn
+from portal.views.export import Table, respond
+from portal.views.filters import link
+from portal.views.ratings import parse_period
+
+DEFAULT_REPEAT_DAYS = 30
+NEAR_METRES = 100.0
+SHOWN_REPEATS = 100
+THEMES = 25
+# Function words, greetings and the generic words of any complaint: never a theme.
+STOPWORDS = frozenset("""
+и в во не что он на я с со как а то все она так его но да ты к у же вы за бы по только ее
+мне было вот от меня еще нет о из ему теперь когда даже ну вдруг ли если уже или ни быть
+был него до вас нибыть опять уж вам ведь там потом себя ничто ей может они тут где есть
+надо ней для мы тебя их чем была сам чтоб без будто чего раз тоже себе под будет ж тогда
+кто этот того потому этого какой совсем ним здесь этом один почти мой тем чтобы нее сейчас
+были куда зачем всех никогда можно при наконец два об другой хоть после над больше тот
+через эти нас про всего них какая много разве три эту моя впрочем хорошо свой этой перед
+иногда лучше чуть том нельзя такой им более всегда конечно всю между это весь который
+наш ваш свой очень также здравствуйте пожалуйста спасибо добрый день просить просьба
+помочь прошу уважаемый вопрос проблема жалоба обращение год месяц
+""".split())  # noqa: SIM905
+
+
+@dataclass(frozen=True, slots=True)
+class Repeat:
+    number: str
+    earlier: str
+    reason: str  # "citizen", "address" or "nearby"
+    sector: str
+    category: str
+    municipality: str | None
+    days: float
+
+
+def normalize_address(address: str | None) -> str:
+    """Lowercase, "ё" → "е", punctuation and runs of spaces folded: "ул. Ленина, 5" and
+    "Ул Ленина 5" compare equal."""
+    if not address:
+        return ""
+    return " ".join(re.findall(r"\w+", address.lower().replace("ё", "е")))
+
+
+def metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance (haversine, Earth radius 6,371 km)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6_371_000 * math.asin(math.sqrt(a))
+
+
+def find_repeats(rows: Sequence[PlaceRow], start: float, window: timedelta) -> list[Repeat]:
+    """Repeats among ``rows`` (oldest first) filed at or after ``start`` (epoch seconds).
+
+    One pass in time order: the newest complaint per citizen and per (category, place), and
+    for coordinates a grid of ~110 m cells, so only the 3×3 neighbouring cells are compared.
+    """
+    span = window.total_seconds()
+    by_citizen: dict[int, PlaceRow] = {}
+    by_address: dict[tuple[str, str, str | None, str], PlaceRow] = {}
+    cells: dict[tuple[str, str, int, int], list[PlaceRow]] = defaultdict(list)
+    out: list[Repeat] = []
+    for row in rows:
+        found: tuple[PlaceRow, str] | None = None
+        prev = by_citizen.get(row.citizen_id)
+        if prev is not None and row.at - prev.at <= span:
+            found = (prev, "citizen")
+        address = normalize_address(row.address)
+        place = (row.sector, row.category, row.municipality, address)
+        prev = by_address.get(place) if address else None
+        if found is None and prev is not None and row.at - prev.at <= span:
+            found = (prev, "address")
+        cell = None
+        if row.latitude is not None and row.longitude is not None:
+            cy, cx = int(row.latitude // 0.001), int(row.longitude // 0.0014)
+            cell = (row.sector, row.category, cy, cx)
+            if found is None:
+                for dy in (-1, 0, 1):
+                    for dx in (-1, 0, 1):
+                        bucket = cells.get((row.sector, row.category, cy + dy, cx + dx), [])
+                        bucket[:] = [p for p in bucket if row.at - p.at <= span]
+                        near = [p for p in bucket if p.latitude is not None and p.longitude
+                                is not None and metres(row.latitude, row.longitude,
+                                                       p.latitude, p.longitude) <= NEAR_METRES]
+                        if near and found is None:
+                            found = (near[-1], "nearby")
+        if found is not None and row.at >= start:
+            prev_row, reason = found
+            out.append(Repeat(row.number, prev_row.number, reason, row.sector, row.category,
+                              row.municipality, (row.at - prev_row.at) / 86400))
+        by_citizen[row.citizen_id] = row
+        if address:
+            by_address[place] = row
+        if cell is not None:
+            cells[cell].append(row)
+    return out
+
+
+def themes(texts: Iterable[str], lemmas: Callable[[str], list[str]], top: int = THEMES
+           ) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """The most frequent lemmas and bigrams (adjacent lemmas, stopwords removed), each
+    counted once per complaint: ``(word, complaints)``, most frequent first."""
+    words: Counter[str] = Counter()
+    pairs: Counter[str] = Counter()
+    for text in texts:
+        kept = [w for w in lemmas(text) if len(w) > 2 and w not in STOPWORDS]
+        words.update(set(kept))
+        pairs.update({f"{a} {b}" for a, b in zip(kept, kept[1:], strict=False) if a != b})
+    order = lambda c: sorted(c.items(), key=lambda x: (-x[1], x[0]))[:top]  # noqa: E731
+    return order(words), [p for p in order(pairs) if p[1] > 1]
+
+
+def parse_days(raw: str | None) -> int:
+    try:
+        return min(365, max(1, int(raw or DEFAULT_REPEAT_DAYS)))
+    except ValueError:
+        return DEFAULT_REPEAT_DAYS
+
+
+def add_routes(router: web.UrlDispatcher, portal: Portal) -> None:
+    async def page(request: web.Request, user: LoggedIn) -> web.StreamResponse:
+        from dialogue.classifiers.text import lemmas  # pymorphy3 loads on first use
+
+        tz = portal.calendar.tz
+        now = portal.clock()
+        choice = parse_period(request.query, now.astimezone(tz).date(), tz)
+        days = parse_days(request.query.get("repeat_days"))
+        period = choice.period
+        offset = period.start.utcoffset() or timedelta()
+        async with portal.database.session_factory() as session:
+            trends = await top_categories(session, period)
+            daily = await daily_counts(session, period, offset)
+            rows = await place_rows(session, period, timedelta(days=days))
+            texts = await other_texts(session, period)
+        repeats = find_repeats(rows, period.start.timestamp(), timedelta(days=days))
+        words, pairs = await asyncio.to_thread(themes, texts, lemmas)
+        lang = portal.language(request)
+        _ = translations(lang).gettext
+        names = Names(portal.catalogue, lang, _)
+        reasons = {"citizen": _("same citizen"), "address": _("same address"),
+                   "nearby": _("within 100 m")}
+        repeats.sort(key=lambda r: r.number, reverse=True)
+        by_reason = Counter(r.reason for r in repeats)
+        first_day = period.start.replace(tzinfo=None)
+        series = [(first_day + timedelta(days=i)) for i in range((choice.last - choice.first)
+                                                                 .days + 1)]
+        tables = [
+            Table("categories", _("Top categories"), [
+                _("Sector"), _("Category"), _("This period"), _("Previous period"),
+                _("Change, %")],
+                [[names.sector(t.sector), names.category(t.sector, t.category), t.current,
+                  t.previous, None if t.change is None else round(100 * t.change, 1)]
+                 for t in trends]),
+            Table("daily", _("Complaints per day"), [_("Date"), _("Complaints")],
+                  [[d.date().isoformat(), daily.get(d, 0)] for d in series]),
+            Table("repeats", _("Repeat complaints"), [
+                _("Complaint"), _("Earlier complaint"), _("Why"), _("Sector"), _("Category"),
+                _("Municipality"), _("Days apart")],
+                [[r.number, r.earlier, reasons[r.reason], names.sector(r.sector),
+                  names.category(r.sector, r.category), names.municipality(r.municipality),
+                  round(r.days, 1)] for r in repeats]),
+            Table("other-words", _("Frequent words in “Other”"), [_("Word"), _("Complaints")],
+                  [list(x) for x in words]),
+            Table("other-pairs", _("Frequent word pairs in “Other”"),
+                  [_("Word pair"), _("Complaints")], [list(x) for x in pairs]),
+        ]
+        download = respond(request, tables, f"reports-{choice.first}-{choice.last}")
+        if download is not None:
+            return download
+        shown = [tables[0], tables[1], Table(tables[2].id, tables[2].title, tables[2].headers,
+                                             tables[2].rows[:SHOWN_REPEATS]), *tables[3:]]
+        charts = {
+            "categories": paired_chart(
+                [(f"{names.category(t.sector, t.category)}", t.previous, t.current)
+                 for t in trends[:10]], _("Top categories"),
+                (_("Previous period"), _("This period"))) if trends else None,
+            "daily": line_chart([(d.strftime("%d.%m"), daily.get(d, 0)) for d in series],
+                                _("Complaints per day")),
+        }
+        return portal.render(request, "reports.html", user, choice=choice, tables=shown,
+                             charts=charts, days=days, repeats_total=len(repeats),
+                             by_reason=by_reason, reasons=reasons, other_count=len(texts),
+                             link=partial(link, "/portal/reports", request.query))
+
+    router.add_get("/portal/reports", portal.guard(Permission.VIEW_RATINGS, page))
