@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from config.settings import Settings
@@ -15,9 +15,10 @@ from domain.calendar import WorkingCalendar
 from domain.catalogue import Catalogue, load_catalogue
 from domain.storage.uow import Database
 from notifications.delivery import DeliveryWorker
-from notifications.handlers import StatusNotifier
+from notifications.handlers import EventHandler, StatusNotifier, combine
 from notifications.messenger import Messenger
 from notifications.ratelimit import DEFAULT_LIMITS, RateLimit, RateLimiter
+from notifications.surveys import SurveyHandler
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,18 @@ def bootstrap(settings: Settings, *, clock: Callable[[], datetime] = utc_now,
     """Build the system from settings; connects lazily (nothing happens at import)."""
     catalogue = load_catalogue(settings.catalogue)
     # every commit that records complaint events writes the citizen's notices with it
+    surveys = SurveyHandler(reminder_after=timedelta(hours=settings.survey_reminder_hours),
+                            followup_after=timedelta(days=settings.survey_followup_days),
+                            reopen_within=timedelta(days=settings.survey_reopen_days),
+                            backoffice_chat="", operator_language=settings.language)
+    handlers: list[EventHandler] = [StatusNotifier(catalogue), surveys]
+    if settings.telegram_backoffice_chat_id:
+        # without a back-office group its rows would only pile up in the outbox
+        from bots.backoffice import BackofficeNotifier
+
+        handlers.append(BackofficeNotifier(catalogue))
     database = Database.from_url(settings.sqlalchemy_url, clock=clock,
-                                 event_handler=StatusNotifier(catalogue))
+                                 event_handler=combine(*handlers))
     calendar = WorkingCalendar(
         tz=settings.timezone,
         day_start=settings.workday_start,

@@ -36,15 +36,29 @@ class Settings:
     log_level: str = "INFO"
     telegram_token: str = field(default="", repr=False)
     telegram_api_url: str = ""  # base URL of the Bot API server; default the public one
+    telegram_backoffice_chat_id: int = 0  # the operators' forum supergroup
+    operators: str = ""  # "telegram_user_id:role,…" — role operator | supervisor | admin
     vk_token: str = field(default="", repr=False)
     vk_group_id: int = 0
     vk_api_url: str = ""  # e.g. http://127.0.0.1:8081/method/; default the public one
+    survey_reminder_hours: int = 24
+    survey_followup_days: int = 14
+    survey_reopen_days: int = 30
+    deadline_near_ratio: float = 0.75
+    deadline_check_minutes: int = 5
+    survey_check_seconds: int = 60
 
     @property
     def sqlalchemy_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'tsur.db').resolve()}"
+
+    def operator_roles(self) -> dict[int, str]:
+        """``TSUR_OPERATORS`` parsed: Telegram user id → role."""
+        from bots.backoffice.operators import parse_operators
+
+        return parse_operators(self.operators)
 
     @property
     def uploads_dir(self) -> Path:
@@ -66,6 +80,13 @@ class Settings:
             "extra_workdays": _dates,
             "max_upload_mb": int,
             "vk_group_id": int,
+            "telegram_backoffice_chat_id": int,
+            "survey_reminder_hours": int,
+            "survey_followup_days": int,
+            "survey_reopen_days": int,
+            "deadline_near_ratio": float,
+            "deadline_check_minutes": int,
+            "survey_check_seconds": int,
         }
         values: dict[str, object] = {}
         for f in fields(cls):
@@ -81,6 +102,9 @@ class Settings:
             raise ValueError("TSUR_LANGUAGE must be ru or en")
         if settings.nlu not in ("embedded", "rasa", "keyword"):
             raise ValueError("TSUR_NLU must be embedded, rasa or keyword")
+        if not 0 < settings.deadline_near_ratio < 1:
+            raise ValueError("TSUR_DEADLINE_NEAR_RATIO must be between 0 and 1")
+        settings.operator_roles()  # validates TSUR_OPERATORS now, not at the first message
         if settings.vk_token and settings.vk_group_id <= 0:
             raise ValueError("TSUR_VK_GROUP_ID must be set (the community's id) with TSUR_VK_TOKEN")
         return settings

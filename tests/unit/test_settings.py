@@ -44,3 +44,12 @@ def test_tokens_are_not_shown_in_repr() -> None:
 def test_vk_token_needs_the_group_id() -> None:
     with pytest.raises(ValueError, match="TSUR_VK_GROUP_ID"):
         Settings.from_env({"TSUR_VK_TOKEN": "vk-secret"})
+
+
+def test_operators_are_parsed_and_checked() -> None:
+    s = Settings.from_env({"TSUR_OPERATORS": "123:operator, 456:admin",
+                           "TSUR_TELEGRAM_BACKOFFICE_CHAT_ID": "-1001234"})
+    assert s.operator_roles() == {123: "operator", 456: "admin"}
+    assert s.telegram_backoffice_chat_id == -1001234
+    with pytest.raises(ValueError, match="TSUR_OPERATORS"):
+        Settings.from_env({"TSUR_OPERATORS": "123:boss"})
