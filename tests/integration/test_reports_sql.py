@@ -92,3 +92,52 @@ async def test_trends_days_places_and_other_texts(db: Database, handled):
     assert [r.number for r in rows] == [c.number for c in sorted(
         handled, key=lambda c: c.created_at)]
     assert texts == ["Что-то странное"]
+
+
+class FakeSatisfaction:
+    """A :class:`SatisfactionSource` with fixed answers: the ratings take whatever it says."""
+
+    async def tallies(self, session, period):
+        return {("minenergo", "derbent"): (4, 3, 4, 14.0)}
+
+
+async def test_satisfaction_source_is_pluggable(db: Database, handled):
+    async with db.session_factory() as session:
+        result = await ratings(session, PERIOD, NOW, satisfaction=FakeSatisfaction())
+    assert result.satisfaction_known
+    assert result.total.solved == pytest.approx(3 / 4)
+    assert result.total.mean_rating == pytest.approx(3.5)
+
+
+async def test_satisfaction_comes_from_the_surveys_table(db: Database, handled):
+    from sqlalchemy import Boolean, Integer, String, column, insert, inspect, table
+
+    from domain.storage.orm import UtcDateTime
+
+    async with db.engine.connect() as conn:
+        if not await conn.run_sync(lambda c: inspect(c).has_table("surveys")):
+            pytest.skip("no surveys table in this schema yet")
+    surveys = table("surveys", column("complaint_id", Integer), column("citizen_id", Integer),
+                    column("channel", String), column("state", String),
+                    column("created_at", UtcDateTime()), column("reopen_until", UtcDateTime()),
+                    column("solved", Boolean), column("rating", Integer),
+                    column("answered_at", UtcDateTime()))
+
+    def survey(index: int, solved: bool | None, rating: int | None) -> dict:
+        c = handled[index]
+        return {"complaint_id": c.id, "citizen_id": c.citizen_id, "channel": c.channel,
+                "state": "answered" if solved is not None else "asked", "created_at": NOW,
+                "reopen_until": NOW + timedelta(days=30), "solved": solved, "rating": rating,
+                "answered_at": NOW if solved is not None else None}
+
+    async with db.engine.begin() as conn:
+        await conn.execute(insert(surveys), [survey(0, True, 5), survey(2, False, 2),
+                                             survey(1, None, None), survey(5, True, 1)])
+    async with db.session_factory() as session:
+        result = await ratings(session, PERIOD, NOW, min_complaints=1)
+    assert result.satisfaction_known
+    # #5 was filed in the previous period; #1 was asked but never answered
+    assert result.total.solved == pytest.approx(1 / 2)
+    assert result.total.mean_rating == pytest.approx(3.5)
+    by_town = {x.key: x for x in result.by_municipality}
+    assert by_town["derbent"].solved == 1 and by_town["kaspiysk"].solved == 0
