@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 LOCALES := dialogue/locales
 
-.PHONY: install run migrate test lint i18n-extract i18n-compile system-deps clean
+.PHONY: install run migrate test lint i18n-extract i18n-compile system-deps clean \
+	rasa rasa-setup rasa-train
+RASA_MODEL := var/rasa/models/tsur-nlu.tar.gz
+RASA_PORT ?= 5005
 
 install: $(STAMP) i18n-compile
 
@@ -30,6 +33,23 @@ run: install
 
 migrate: install
 	$(BIN)/tsur migrate
+
+# The optional Rasa NLU backend (Python 3.10 venv in rasa/.venv): set up, train when the
+# data or the pipeline changed, serve on 127.0.0.1:$(RASA_PORT). Then run tsur with
+# TSUR_NLU=rasa TSUR_RASA_URL=http://127.0.0.1:$(RASA_PORT).
+rasa: $(RASA_MODEL)
+	tools/rasa.sh serve --model $(RASA_MODEL) --port $(RASA_PORT)
+
+rasa-setup:
+	tools/rasa.sh setup
+
+rasa-train:
+	tools/rasa.sh setup
+	tools/rasa.sh train --config rasa/config.yml --out $(dir $(RASA_MODEL))
+
+$(RASA_MODEL): rasa/requirements.txt rasa/config.yml dialogue/classifiers/data/nlu.yml
+	tools/rasa.sh setup
+	tools/rasa.sh train --config rasa/config.yml --out $(dir $(RASA_MODEL))
 
 # What the tests need from the system (PostgreSQL); installs with apt when missing.
 system-deps:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from config.settings import Settings
 from dialogue.engine import Engine
-from dialogue.nlu import Classifier, KeywordClassifier
+from dialogue.nlu import Classifier, FallbackClassifier, KeywordClassifier
 from domain.calendar import WorkingCalendar
 from domain.catalogue import Catalogue, load_catalogue
 from domain.storage.uow import Database
@@ -54,7 +54,9 @@ def make_classifier(settings: Settings, catalogue: Catalogue, *,
     if settings.nlu == "rasa":
         from dialogue.classifiers.rasa import RasaClassifier
 
-        return RasaClassifier(settings.rasa_url, catalogue=catalogue)
+        # while the Rasa server is down, citizens are served by the keyword classifier
+        return FallbackClassifier(RasaClassifier(settings.rasa_url, catalogue=catalogue),
+                                  KeywordClassifier(catalogue))
     if settings.nlu == "keyword":
         return KeywordClassifier(catalogue)
     from dialogue.classifiers import load

@@ -3,6 +3,7 @@ keyword classifier built from the catalogue's keyword stems."""
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Protocol
 from domain.catalogue import Catalogue
 
 _WORD = re.compile(r"[a-zа-я0-9]+")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +101,20 @@ def _hits(stems: tuple[tuple[str, ...], ...], words: list[str]) -> int:
                 count += 1
                 break
     return count
+
+
+class FallbackClassifier:
+    """Asks ``primary`` (e.g. a Rasa server) and, when it fails, ``fallback`` — so a
+    classifier service that is down never stops citizens from filing complaints."""
+
+    def __init__(self, primary: Classifier, fallback: Classifier) -> None:
+        self.primary = primary
+        self.fallback = fallback
+
+    async def classify(self, text: str) -> list[Suggestion]:
+        try:
+            return await self.primary.classify(text)
+        except Exception as exc:  # any failure of the service: answer from the fallback
+            log.warning("classifier %s failed (%s); using %s", type(self.primary).__name__,
+                        exc, type(self.fallback).__name__)
+            return await self.fallback.classify(text)

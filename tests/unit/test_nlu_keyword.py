@@ -83,3 +83,20 @@ async def test_category_hits_outrank_sector_hits():
 async def test_limit():
     result = await KeywordClassifier(tiny_catalogue(), limit=2).classify("жкх")
     assert len(result) == 2
+
+
+async def test_fallback_classifier_answers_when_the_primary_fails() -> None:
+    from dialogue.nlu import FallbackClassifier, Suggestion
+
+    class Down:
+        async def classify(self, text: str) -> list[Suggestion]:
+            raise ConnectionError("rasa is down")
+
+    class Up:
+        async def classify(self, text: str) -> list[Suggestion]:
+            return [Suggestion("roads", "potholes", 0.9)]
+
+    assert await FallbackClassifier(Down(), Up()).classify("яма") == [
+        Suggestion("roads", "potholes", 0.9)]
+    assert await FallbackClassifier(Up(), Down()).classify("яма") == [
+        Suggestion("roads", "potholes", 0.9)]
