@@ -103,7 +103,7 @@ class BroadcastService:
 
     async def list(self, limit: int = 50) -> list[Broadcast]:
         async with self.db.uow() as uow:
-            return await SqlBroadcastRepository(uow.session).list(limit)
+            return await SqlBroadcastRepository(uow.session).latest(limit)
 
     async def schedule(self, broadcast_id: int, at: datetime) -> Broadcast:
         now = self.clock()

@@ -108,7 +108,7 @@ class SqlBroadcastRepository:
         write_broadcast(row, broadcast)
         await self.session.flush()
 
-    async def list(self, limit: int = 50) -> list[Broadcast]:
+    async def latest(self, limit: int = 50) -> list[Broadcast]:
         query = select(BroadcastRow).order_by(BroadcastRow.id.desc()).limit(limit)
         return [broadcast_from_row(row) for row in await self.session.scalars(query)]
 
@@ -161,7 +161,7 @@ class SqlBroadcastRepository:
         each = func.json_each(column).table_valued("value")
         return exists(select(literal(1)).select_from(each).where(each.c.value.in_(sectors)))
 
-    def _recipients(self, audience: Audience, now: datetime) -> Select[Any]:
+    def _recipients(self, audience: Audience, now: datetime) -> Select[int, str, str, str]:
         inner = aliased(IdentityRow)
         first = (select(func.min(inner.id))
                  .where(inner.citizen_id == CitizenRow.id,
