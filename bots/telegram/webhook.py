@@ -1,0 +1,217 @@
+"""Telegram webhook mode: an aiohttp route that feeds updates to the polling dispatcher.
+
+When ``TSUR_TELEGRAM_WEBHOOK_URL`` is set, Telegram POSTs each update (JSON) to that URL
+instead of the bot long-polling ``getUpdates``. The route:
+
+* checks ``X-Telegram-Bot-Api-Secret-Token`` against the ``secret_token`` given to
+  ``setWebhook``, in constant time; anything else gets 403 and nothing is handled;
+* answers 400 to a body that is not a JSON ``Update`` (Telegram never sends one; a
+  prober does);
+* feeds the update to the same aiogram :class:`~aiogram.Dispatcher` that polling uses
+  (:func:`bots.telegram.channel.build_dispatcher` plus whatever routers were included);
+* answers 200 even when a handler raises: the error is logged, and Telegram, which
+  repeats every update not answered with 2xx, does not retry it forever;
+* skips an ``update_id`` it has seen recently (Telegram repeats an update whose answer
+  it did not get in time). The memory is per process: with several worker processes
+  (issue 7) a shared store (the database or Redis) has to take its place.
+
+By default the update is handled in the background and answered at once; a crash
+between the answer and the end of the handling loses that update (as with polling,
+which confirms updates when it fetches the next batch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import re
+from collections import OrderedDict
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiogram import Bot, Dispatcher
+from aiogram.methods import DeleteWebhook, SetWebhook
+from aiogram.types import Update
+from aiohttp import web
+from pydantic import ValidationError
+
+from .channel import ALLOWED_UPDATES, DialogueEngine, build_dispatcher, make_bot
+from .messenger import TelegramMessenger
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what setWebhook accepts
+DEFAULT_PATH = "/telegram/webhook"
+RECENT_UPDATES = 10_000
+STOP_GRACE = 10.0  # seconds to let updates in flight finish on shutdown
+
+
+def webhook_secret(token: str, configured: str = "") -> str:
+    """The ``secret_token`` for ``setWebhook``: ``configured`` if given (checked against
+    Telegram's rules), else one derived from the bot token — the same in every process of
+    a deployment, and unknown to anyone who does not know the token."""
+    if configured:
+        if not SECRET_PATTERN.match(configured):
+            raise ValueError("the Telegram webhook secret must be 1-256 characters "
+                             "A-Z, a-z, 0-9, _ and -")
+        return configured
+    return hmac.new(token.encode(), b"tsur-telegram-webhook", hashlib.sha256).hexdigest()
+
+
+def webhook_path(url: str, configured: str = "") -> str:
+    """The local route: ``configured``, else the path of the public ``url``."""
+    path = configured or urlsplit(url).path or DEFAULT_PATH
+    return path if path.startswith("/") else "/" + path
+
+
+class RecentIds:
+    """The last ``size`` ids seen, forgetting the oldest first (one process only)."""
+
+    def __init__(self, size: int = RECENT_UPDATES) -> None:
+        self.size = size
+        self._seen: OrderedDict[Any, None] = OrderedDict()
+
+    def add(self, key: Any) -> bool:
+        """Remember ``key``; ``False`` if it was already remembered."""
+        if key in self._seen:
+            return False
+        self._seen[key] = None
+        if len(self._seen) > self.size:
+            self._seen.popitem(last=False)
+        return True
+
+
+class TelegramWebhook:
+    """The request handler; one per bot. Holds the dispatcher and the bot, never
+    subclasses them."""
+
+    def __init__(self, dispatcher: Dispatcher, bot: Bot, *, secret: str,
+                 background: bool = True, recent: int = RECENT_UPDATES) -> None:
+        if not SECRET_PATTERN.match(secret):
+            raise ValueError("the webhook secret must be 1-256 characters A-Za-z0-9_-")
+        self.dispatcher = dispatcher
+        self.bot = bot
+        self.background = background
+        self._secret = secret.encode()
+        self._recent = RecentIds(recent)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "").encode()
+        if not hmac.compare_digest(given, self._secret):
+            log.warning("telegram webhook: a request from %s without the right secret",
+                        request.remote)
+            return web.Response(status=403, text="forbidden")
+        try:
+            raw = json.loads(await request.read())
+            if not isinstance(raw, dict):
+                raise ValueError("not an object")
+            update = Update.model_validate(raw, context={"bot": self.bot})
+        except (ValueError, ValidationError) as exc:  # JSONDecodeError is a ValueError
+            log.warning("telegram webhook: a malformed update: %s", str(exc)[:200])
+            return web.Response(status=400, text="malformed update")
+        if not self._recent.add(update.update_id):
+            log.info("telegram webhook: update %s again; skipped", update.update_id)
+            return web.Response(text="ok")
+        if self.background:
+            task = asyncio.create_task(self._feed(update))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        else:
+            await self._feed(update)
+        return web.Response(text="ok")
+
+    async def _feed(self, update: Update) -> None:
+        try:
+            await self.dispatcher.feed_update(self.bot, update)
+        except Exception:  # answered 200 anyway: a retry would fail the same way
+            log.exception("telegram webhook: handling update %s failed", update.update_id)
+
+    async def drain(self, timeout: float = STOP_GRACE) -> None:
+        """Wait (up to ``timeout``) for updates in flight."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+
+def setup_telegram_webhook(app: web.Application, dispatcher: Dispatcher, bot: Bot, *,
+                           path: str, secret: str, background: bool = True
+                           ) -> TelegramWebhook:
+    """Register ``POST path`` on ``app``, feeding updates to ``dispatcher`` with ``bot``.
+
+    Updates in flight get :data:`STOP_GRACE` seconds when the application shuts down.
+    Setting the webhook at Telegram is :func:`set_webhook`'s job (or
+    :func:`setup_telegram_webhook_mode`'s, which does everything).
+    """
+    hook = TelegramWebhook(dispatcher, bot, secret=secret, background=background)
+    app.router.add_post(path, hook.handle)
+
+    async def drain(_: web.Application) -> None:
+        await hook.drain()
+
+    app.on_shutdown.append(drain)
+    return hook
+
+
+async def set_webhook(bot: Bot, url: str, secret: str, *,
+                      allowed_updates: list[str] | None = None,
+                      drop_pending_updates: bool = False,
+                      max_connections: int | None = None) -> None:
+    """Tell Telegram to POST updates to ``url`` with ``secret`` in the secret header.
+
+    Flood waits and transient failures are retried; a refusal (a URL Telegram does not
+    accept) raises :class:`aiogram.exceptions.TelegramBadRequest`.
+    """
+    await TelegramMessenger(bot).call(SetWebhook(
+        url=url, secret_token=secret,
+        allowed_updates=ALLOWED_UPDATES if allowed_updates is None else allowed_updates,
+        drop_pending_updates=drop_pending_updates, max_connections=max_connections))
+
+
+async def delete_webhook(bot: Bot) -> None:
+    """Back to ``getUpdates``; pending updates are kept."""
+    await TelegramMessenger(bot).call(DeleteWebhook(drop_pending_updates=False))
+
+
+def setup_telegram_webhook_mode(app: web.Application, engine: DialogueEngine, *, token: str,
+                                api_url: str | None, url: str, secret: str = "",
+                                path: str = "", drop_pending_updates: bool = False,
+                                delete_on_stop: bool = False,
+                                dispatcher: Dispatcher | None = None,
+                                background: bool = True) -> TelegramWebhook:
+    """Everything webhook mode needs, hung on ``app``'s lifecycle.
+
+    Registers the route (``path``, default the path of ``url``); on start-up sets the
+    webhook to ``url`` with ``secret`` (default: derived from the token, see
+    :func:`webhook_secret`); on shutdown lets updates in flight finish, deletes the
+    webhook only if ``delete_on_stop`` (with several processes behind one URL, one
+    stopping must not switch the others off), and closes the bot's session.
+    """
+    secret = webhook_secret(token, secret)
+    dp = dispatcher or build_dispatcher(engine)
+    bot = make_bot(token, api_url)
+    hook = setup_telegram_webhook(app, dp, bot, path=webhook_path(url, path), secret=secret,
+                                  background=background)
+
+    async def start(_: web.Application) -> None:
+        await set_webhook(bot, url, secret, drop_pending_updates=drop_pending_updates)
+        await dp.emit_startup(bot=bot, bots=[bot], dispatcher=dp)
+        log.info("telegram: webhook set to %s", url)
+
+    async def stop(_: web.Application) -> None:
+        try:
+            await dp.emit_shutdown(bot=bot, bots=[bot], dispatcher=dp)
+            if delete_on_stop:
+                try:
+                    await delete_webhook(bot)
+                except Exception as exc:  # the next start sets it again anyway
+                    log.warning("telegram: could not delete the webhook: %r", exc)
+        finally:
+            await bot.session.close()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)  # after on_shutdown, where the updates in flight drain
+    return hook

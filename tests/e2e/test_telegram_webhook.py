@@ -1,0 +1,234 @@
+"""Telegram webhook mode end to end: a real aiohttp server on 127.0.0.1 with the real
+aiogram Dispatcher and the real dialogue Engine on SQLite; updates are POSTed to it as
+Telegram would, replies go to the fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
+
+from dialogue.engine import Engine
+from dialogue.nlu import KeywordClassifier
+from domain.calendar import WorkingCalendar
+from domain.storage import Database, sqlite_url, upgrade_async
+from tests.fakes.dialogue import FixedClock, catalogue
+from tests.fakes.telegram import FakeTelegram
+
+USER = 5005101
+SECRET = "s3cret_Token-for-tsur"
+PUBLIC_URL = "https://tsur.example.org/hooks/telegram"
+PATH = "/hooks/telegram"
+PROBLEM = "В Каспийске на улице Ленина 5 третий день нет воды в доме"
+BOOM = "boom-in-a-handler"
+
+
+@dataclass
+class Hooked:
+    tg: FakeTelegram
+    server: TestServer
+    http: ClientSession
+    hook: Any  # bots.telegram.webhook.TelegramWebhook
+    url: str
+
+    async def post(self, body: Any, *, secret: str | None = SECRET,
+                   raw: bytes | None = None) -> tuple[int, str]:
+        headers = {"Content-Type": "application/json"}
+        if secret is not None:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+        data = raw if raw is not None else json.dumps(body).encode()
+        async with self.http.post(self.url, data=data, headers=headers) as resp:
+            return resp.status, await resp.text()
+
+
+Start = Callable[..., Awaitable[Hooked]]
+
+
+@pytest.fixture
+async def start(tmp_path: Path) -> AsyncIterator[Start]:
+    """Factory: ``await start(background=..., delete_on_stop=...)`` runs tsur's webhook."""
+    from aiogram import F
+    from aiogram.types import Message
+
+    from bots.telegram import build_dispatcher
+    from bots.telegram.webhook import setup_telegram_webhook_mode
+
+    url = sqlite_url(tmp_path / "t.db")
+    await upgrade_async(url)
+    database = Database.from_url(url)
+    cat = catalogue()
+    engine = Engine(database.uow, cat, WorkingCalendar(), KeywordClassifier(cat), FixedClock())
+    servers: list[TestServer] = []
+
+    async def boom(message: Message) -> None:
+        raise RuntimeError("a handler bug")
+
+    async with FakeTelegram() as tg, ClientSession() as http:
+        tg.add_user(USER, "Патимат", language_code="ru")
+
+        async def run(**options: Any) -> Hooked:
+            dp = build_dispatcher(engine)
+            dp.message.register(boom, F.text == BOOM)  # the dispatcher's own handlers run first
+            app = web.Application()
+            hook = setup_telegram_webhook_mode(
+                app, engine, token=tg.token, api_url=tg.base_url, url=PUBLIC_URL,
+                secret=SECRET, dispatcher=dp, **options)
+            server = TestServer(app, host="127.0.0.1", port=0)
+            await server.start_server()
+            servers.append(server)
+            return Hooked(tg, server, http, hook, str(server.make_url(PATH)))
+
+        yield run
+        for server in servers:
+            await server.close()
+    await database.dispose()
+
+
+@pytest.fixture
+async def hooked(start: Start) -> Hooked:
+    return await start()
+
+
+async def quiet(h: Hooked, seconds: float = 0.3) -> None:
+    """Give a (wrongly) started handler time to reach the fake."""
+    await asyncio.sleep(seconds)
+    await h.hook.drain()
+
+
+def sends(tg: FakeTelegram) -> list[Any]:
+    return [c for c in tg.calls if c.method.lower() in ("sendmessage", "sendphoto")]
+
+
+# --- setting the webhook ------------------------------------------------------------------
+
+async def test_start_up_sets_the_webhook_with_our_url_secret_and_update_types(
+        hooked: Hooked) -> None:
+    [call] = hooked.tg.calls_of("setWebhook")
+    assert call.params["url"] == PUBLIC_URL
+    assert call.params["secret_token"] == SECRET
+    assert json.loads(call.params["allowed_updates"]) == [
+        "message", "edited_message", "callback_query"]
+    assert call.params.get("drop_pending_updates") in (None, "false", "False", False)
+    assert hooked.tg.world.webhook_url == PUBLIC_URL
+    await hooked.server.close()
+    assert hooked.tg.calls_of("deleteWebhook") == []  # not configured: other workers go on
+    assert hooked.tg.world.webhook_url == PUBLIC_URL
+    assert hooked.hook.bot.session._session is None or hooked.hook.bot.session._session.closed
+
+
+async def test_shutdown_deletes_the_webhook_only_when_configured(start: Start) -> None:
+    h = await start(delete_on_stop=True)
+    await h.server.close()
+    assert len(h.tg.calls_of("deleteWebhook")) == 1
+    assert h.tg.world.webhook_url == ""
+
+
+# --- a citizen through the webhook --------------------------------------------------------
+
+async def test_an_update_with_the_right_secret_reaches_the_dialogue(hooked: Hooked) -> None:
+    tg = hooked.tg
+    assert await hooked.post(tg.send_text(USER, "/start")) == (200, "ok")
+    menu = await tg.wait_for_message(USER)
+    datas = {b.get("callback_data") for row in menu.buttons for b in row}
+    assert "menu:new" in datas
+
+    assert (await hooked.post(tg.press(USER, menu, "menu:new")))[0] == 200
+    await tg.wait_for_message(USER, count=2)
+    assert len(tg.callback_answers) == 1  # the press was answered
+
+    assert (await hooked.post(tg.send_text(USER, PROBLEM)))[0] == 200
+    classified = await tg.wait_for_message(USER, "ЖКХ")
+    assert classified.parse_mode == "HTML"
+
+
+async def test_handled_inline_before_answering_when_not_in_background(start: Start) -> None:
+    h = await start(background=False)
+    assert await h.post(h.tg.send_text(USER, "/start")) == (200, "ok")
+    assert h.tg.sent_to(USER), "the reply was sent before the webhook was answered"
+
+
+async def test_the_same_update_twice_is_handled_once(hooked: Hooked) -> None:
+    update = hooked.tg.send_text(USER, "/start")
+    assert (await hooked.post(update))[0] == 200
+    await hooked.tg.wait_for_message(USER)
+    before = len(sends(hooked.tg))
+    assert await hooked.post(update) == (200, "ok")  # Telegram repeats what timed out
+    await quiet(hooked)
+    assert len(sends(hooked.tg)) == before
+
+
+# --- what gets refused --------------------------------------------------------------------
+
+@pytest.mark.parametrize("secret", [None, "", "wrong", SECRET + "x", SECRET[:-1]])
+async def test_a_request_without_the_right_secret_is_forbidden_and_not_handled(
+        hooked: Hooked, secret: str | None) -> None:
+    status, _ = await hooked.post(hooked.tg.send_text(USER, "/start"), secret=secret)
+    assert status == 403
+    await quiet(hooked)
+    assert sends(hooked.tg) == []
+    # and the update id was not burnt: the genuine delivery is still handled
+    update = hooked.tg.send_text(USER, "/start")
+    assert (await hooked.post(update))[0] == 200
+    await hooked.tg.wait_for_message(USER)
+
+
+@pytest.mark.parametrize("raw", [
+    b"{not json", b"", b"[1, 2]", b'"text"', b'{"message": {"text": "no update id"}}',
+    b'{"update_id": "abc"}', b'{"update_id": 1, "message": {"chat": 5}}',
+    b"\xff\xfe\x00garbage",
+])
+async def test_a_malformed_body_gets_400_and_nothing_is_sent(hooked: Hooked,
+                                                             raw: bytes) -> None:
+    status, _ = await hooked.post(None, raw=raw)
+    assert status == 400
+    await quiet(hooked)
+    assert sends(hooked.tg) == []
+
+
+async def test_only_post_is_served(hooked: Hooked) -> None:
+    async with hooked.http.get(hooked.url) as resp:
+        assert resp.status == 405
+
+
+@pytest.mark.parametrize("background", [True, False])
+async def test_a_handler_error_is_logged_and_still_answered_200(
+        start: Start, background: bool, caplog: pytest.LogCaptureFixture) -> None:
+    h = await start(background=background)
+    with caplog.at_level(logging.ERROR, logger="bots.telegram.webhook"):
+        status, _ = await h.post(h.tg.send_text(USER, BOOM))
+        await h.hook.drain()
+    assert status == 200  # a 5xx would make Telegram repeat the update forever
+    assert any("handling update" in r.getMessage() and r.exc_info for r in caplog.records)
+    # the webhook goes on serving
+    assert (await h.post(h.tg.send_text(USER, "/start")))[0] == 200
+    await h.tg.wait_for_message(USER)
+
+
+# --- the secret and the path --------------------------------------------------------------
+
+def test_the_secret_is_checked_or_derived_from_the_token() -> None:
+    from bots.telegram.webhook import SECRET_PATTERN, webhook_secret
+
+    assert webhook_secret("1:tok", "abc_DEF-123") == "abc_DEF-123"
+    derived = webhook_secret("1:tok")
+    assert derived == webhook_secret("1:tok") != webhook_secret("2:tok")
+    assert SECRET_PATTERN.match(derived) and "tok" not in derived
+    for bad in ("has space", "x" * 257, "ünïcode", "a/b"):
+        with pytest.raises(ValueError):
+            webhook_secret("1:tok", bad)
+
+
+def test_the_route_is_the_path_of_the_public_url_unless_configured() -> None:
+    from bots.telegram.webhook import DEFAULT_PATH, webhook_path
+
+    assert webhook_path("https://h.example/tg/in") == "/tg/in"
+    assert webhook_path("https://h.example") == DEFAULT_PATH
+    assert webhook_path("https://h.example/tg/in", "local/hook") == "/local/hook"
