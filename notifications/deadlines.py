@@ -51,8 +51,11 @@ class DeadlineUnitOfWork(UnitOfWork, Protocol):
 def backoffice_row(kind: str, payload: dict[str, Any], *, dedup_key: str, now: datetime,
                    complaint_id: int | None, chat_id: str = "",
                    priority: int = Priority.STATUS) -> OutboxMessage:
-    """An outbox row for the operators' chat. ``chat_id`` empty: the back-office
-    messenger's configured group. ``payload`` has ``text`` (ready to show) and the facts."""
+    """An outbox row for the operators' chat. ``chat_id`` empty: the complaint's own topic
+    (its id, as the back-office messenger addresses topics). ``payload`` has ``text``
+    (ready to show) and the facts."""
+    if not chat_id and complaint_id is not None:
+        chat_id = str(complaint_id)
     return OutboxMessage(kind=kind, channel=BACKOFFICE, chat_id=chat_id, payload=payload,
                          dedup_key=dedup_key, created_at=now, not_before=now,
                          priority=priority, complaint_id=complaint_id)

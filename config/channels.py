@@ -1,0 +1,100 @@
+"""Starting the chat channels configured by tokens, and the outbox worker of each."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from config.bootstrap import System
+from config.tasks import Tasks
+from notifications.delivery import DeliveryWorker
+
+
+def start_channels(system: System, tasks: Tasks, stop: asyncio.Event) -> list[str]:
+    """Start each chat channel whose token is set; returns their names."""
+    settings = system.settings
+    started = []
+    if settings.telegram_token:
+        # aiogram is slow to import: only when Telegram is used
+        from bots.telegram import build_dispatcher, serve_telegram
+
+        dispatcher = build_dispatcher(system.engine)
+        if settings.telegram_backoffice_chat_id:
+            from bots.backoffice.router import build_backoffice_router
+
+            dispatcher.include_router(build_backoffice_router(
+                system.database, system.catalogue, system.clock,
+                settings.telegram_backoffice_chat_id, settings.operator_roles()))
+            started.append("Telegram back office")
+        tasks.start("telegram", serve_telegram(
+            system.engine, token=settings.telegram_token,
+            api_url=settings.telegram_api_url or None, stop=stop, dispatcher=dispatcher))
+        started.insert(0, "Telegram")
+    if settings.vk_token:
+        from bots.vk import serve_vk
+
+        tasks.start("vk", serve_vk(
+            system.engine, token=settings.vk_token, group_id=settings.vk_group_id,
+            api_url=settings.vk_api_url or None, data_dir=settings.data_dir, stop=stop))
+        started.append("VK")
+    return started
+
+
+def start_outbox_workers(system: System, tasks: Tasks) -> list[DeliveryWorker]:
+    """Start an outbox worker for each chat channel whose token is set; returns them.
+
+    Each worker holds its own platform client (a Bot, an API), apart from the polling
+    bot's: polling owns and closes its own session, and a long poll must never hold a
+    status notice back. The client is closed when its worker has stopped.
+    """
+    settings = system.settings
+    workers: list[DeliveryWorker] = []
+    if settings.telegram_token:
+        from bots.telegram import make_bot
+        from bots.telegram.outbox import TelegramOutboxMessenger
+
+        bot = make_bot(settings.telegram_token, settings.telegram_api_url or None)
+        worker = system.delivery_worker("telegram", TelegramOutboxMessenger(bot))
+        tasks.start("outbox:telegram", _run_then_close(worker, bot.session.close))
+        workers.append(worker)
+        if settings.telegram_backoffice_chat_id:
+            workers.append(_start_backoffice_worker(system, tasks))
+    if settings.vk_token:
+        from bots.vk import make_api
+        from bots.vk.outbox import VkOutboxMessenger
+
+        api = make_api(settings.vk_token, settings.vk_api_url or None)
+        worker = system.delivery_worker("vk", VkOutboxMessenger(api))
+        tasks.start("outbox:vk", _run_then_close(worker, api.http_client.close))
+        workers.append(worker)
+    return workers
+
+
+async def _run_then_close(worker: DeliveryWorker,
+                          close: Callable[[], Awaitable[Any]]) -> None:
+    try:
+        await worker.run()
+    finally:
+        await close()
+
+
+
+
+def _start_backoffice_worker(system: System, tasks: Tasks) -> DeliveryWorker:
+    """Cards, citizens' follow-ups, escalations and survey alerts into the operators'
+    forum group. One overall pace: every row names a complaint's topic, not the group."""
+    from bots.backoffice.messenger import BackofficeDeliveryWorker, BackofficeMessenger
+    from bots.telegram import make_bot
+    from notifications.ratelimit import RateLimit, RateLimiter
+
+    settings = system.settings
+    bot = make_bot(settings.telegram_token, settings.telegram_api_url or None)
+    worker = BackofficeDeliveryWorker(
+        system.database.uow,
+        BackofficeMessenger(bot, system.database, system.catalogue,
+                            settings.telegram_backoffice_chat_id, clock=system.clock),
+        limiter=RateLimiter(RateLimit(per_second=0.3, burst=5)),  # Telegram: ~20/min a group
+        clock=system.clock)
+    tasks.start("outbox:backoffice", _run_then_close(worker, bot.session.close))
+    return worker
