@@ -1,0 +1,162 @@
+"""VK Callback API mode: an aiohttp route VK POSTs community events to.
+
+Used instead of Bots Long Poll when ``TSUR_VK_CALLBACK_SECRET`` and
+``TSUR_VK_CONFIRMATION`` are set (the community's "Callback API" settings: the secret
+key, and the string the server must return to confirm its address). The route:
+
+* answers 400 to a body that is not a JSON event object;
+* checks the event's ``secret`` (in constant time) and, if configured, its ``group_id``;
+  anything else gets 403 and nothing happens;
+* answers the ``confirmation`` event with the confirmation string (``text/plain``);
+* answers every other accepted event ``ok`` at once (VK repeats an event not answered
+  ``ok`` in time, and switches off a server that keeps failing) and handles it in the
+  background;
+* skips an ``event_id`` it has seen recently (VK repeats events). The memory is per
+  process: with several worker processes behind one URL (issue 7) it has to move to a
+  shared store (the database or Redis);
+* hands ``message_new`` and ``message_event`` to the very handlers long polling uses
+  (:class:`bots.vk.channel.VkChannel`, through vkbottle's router, so the event becomes
+  the same ``Message``/``MessageEvent`` objects); other event types are acknowledged and
+  ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections import OrderedDict
+from typing import Any
+
+from aiohttp import web
+from vkbottle import Bot
+
+from .channel import STOP_GRACE, DialogueEngine, VkChannel, make_api
+from .messenger import VkMessenger
+
+log = logging.getLogger(__name__)
+
+HANDLED = frozenset({"message_new", "message_event"})
+RECENT_EVENTS = 10_000
+DEFAULT_PATH = "/vk/callback"
+
+
+class RecentIds:
+    """The last ``size`` ids seen, forgetting the oldest first (one process only)."""
+
+    def __init__(self, size: int = RECENT_EVENTS) -> None:
+        self.size = size
+        self._seen: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, key: str) -> bool:
+        """Remember ``key``; ``False`` if it was already remembered."""
+        if key in self._seen:
+            return False
+        self._seen[key] = None
+        if len(self._seen) > self.size:
+            self._seen.popitem(last=False)
+        return True
+
+
+class VkCallback:
+    """The request handler; one per community. Events go through a vkbottle
+    :class:`~vkbottle.Bot` that never polls: it only routes them to ``channel``."""
+
+    def __init__(self, channel: VkChannel, *, secret: str, confirmation: str,
+                 group_id: int | None = None, recent: int = RECENT_EVENTS) -> None:
+        if not secret or not confirmation:
+            raise ValueError("VK Callback API needs both the secret key and the "
+                             "confirmation string")
+        self.channel = channel
+        self.group_id = group_id or None
+        self.confirmation = confirmation
+        self._secret = secret.encode()
+        self._recent = RecentIds(recent)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.bot = Bot(api=channel.messenger.api)
+        channel.register(self.bot)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        try:
+            event = json.loads(await request.read())
+        except ValueError:  # not JSON, or not UTF-8
+            return _bad("not JSON")
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            return _bad("not a Callback API event")
+        given = event.pop("secret", "")
+        if not isinstance(given, str) or not hmac.compare_digest(given.encode(), self._secret):
+            log.warning("vk callback: an event from %s without the right secret",
+                        request.remote)
+            return web.Response(status=403, text="forbidden")
+        if self.group_id is not None and event.get("group_id") != self.group_id:
+            log.warning("vk callback: an event for community %r", event.get("group_id"))
+            return web.Response(status=403, text="forbidden")
+        kind = event["type"]
+        if kind == "confirmation":
+            return web.Response(text=self.confirmation)
+        if kind in HANDLED and not isinstance(event.get("object"), dict):
+            return _bad("an event without an object")
+        event_id = event.get("event_id")
+        if isinstance(event_id, str) and event_id and not self._recent.add(event_id):
+            log.info("vk callback: event %s again; skipped", event_id)
+            return web.Response(text="ok")
+        if kind in HANDLED:
+            task = asyncio.create_task(self._route(event))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return web.Response(text="ok")
+
+    async def _route(self, event: dict[str, Any]) -> None:
+        try:
+            await self.bot.process_event(event)
+        except Exception:  # vkbottle logs handler errors itself; this is the last guard
+            log.exception("vk callback: handling event %s failed", event.get("event_id"))
+
+    async def drain(self, timeout: float = STOP_GRACE) -> None:
+        """Wait (up to ``timeout``) for events in flight and the replies they started."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+        await self.channel.drain(timeout)
+
+
+def _bad(reason: str) -> web.Response:
+    log.warning("vk callback: a malformed request (%s)", reason)
+    return web.Response(status=400, text="malformed event")
+
+
+def setup_vk_callback(app: web.Application, channel: VkChannel, *, path: str, secret: str,
+                      confirmation: str, group_id: int | None = None) -> VkCallback:
+    """Register ``POST path`` on ``app``, handing events to ``channel``.
+
+    Events in flight get :data:`~bots.vk.channel.STOP_GRACE` seconds when the application
+    shuts down. The channel's API session is the caller's to close (or use
+    :func:`setup_vk_callback_mode`, which owns it).
+    """
+    hook = VkCallback(channel, secret=secret, confirmation=confirmation, group_id=group_id)
+    app.router.add_post(path, hook.handle)
+
+    async def drain(_: web.Application) -> None:
+        await hook.drain()
+
+    app.on_shutdown.append(drain)
+    return hook
+
+
+def setup_vk_callback_mode(app: web.Application, engine: DialogueEngine, *, token: str,
+                           api_url: str | None, secret: str, confirmation: str,
+                           group_id: int | None = None, path: str = DEFAULT_PATH
+                           ) -> VkCallback:
+    """Everything Callback API mode needs on ``app``: an API, the channel over a
+    :class:`~bots.vk.messenger.VkMessenger`, the route; the API's session is closed when
+    the application is cleaned up (after the events in flight have drained)."""
+    api = make_api(token, api_url)
+    channel = VkChannel(engine, VkMessenger(api))
+    hook = setup_vk_callback(app, channel, path=path, secret=secret,
+                             confirmation=confirmation, group_id=group_id)
+
+    async def close(_: web.Application) -> None:
+        await api.http_client.close()
+
+    app.on_cleanup.append(close)
+    return hook
