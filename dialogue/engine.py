@@ -20,12 +20,14 @@ from dialogue.flows.base import Context, Deps
 from dialogue.i18n import LANGUAGES, get_translator, normalize_language
 from dialogue.messages import IncomingMessage, OutgoingMessage
 from dialogue.nlu import Classifier
+from dialogue.text import clean
 from domain.calendar import WorkingCalendar
 from domain.catalogue import Catalogue
 from domain.ports import UnitOfWork
 from domain.services import get_or_create_citizen
 
 log = logging.getLogger(__name__)
+MAX_NAME = 200  # the citizens.name column; PostgreSQL refuses longer values and NUL
 
 
 class KeyedLocks:
@@ -88,7 +90,7 @@ class Engine:
                 conversation = await uow.conversations.load(channel, msg.user_id)
                 citizen = await get_or_create_citizen(
                     uow, channel, msg.user_id, msg.address.chat_id, language=language,
-                    now=now, name=msg.display_name)
+                    now=now, name=clean(msg.display_name)[:MAX_NAME])
                 language = normalize_language(citizen.language, self._default_language)
                 ctx = Context(msg, uow, citizen, conversation, self._deps, now,
                               get_translator(language), PROMPTS)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
+
 from dialogue.flows.base import Context, Payload, State, page_of, pager, rows
 from dialogue.flows.finish import after_municipality
-from dialogue.messages import AttachmentKind, Button
-from dialogue.text import meaningful
+from dialogue.messages import AttachmentKind, Button, Location
+from dialogue.text import clean, meaningful
 from domain.catalogue import Municipality
 
 MAX_PHOTOS = 10
 MAX_ADDRESS = 500
+MAX_REF, MAX_MIME = 512, 100
 MUNI_PAGE = 8
 
 
@@ -18,9 +21,11 @@ def photo_refs(ctx: Context) -> tuple[list[dict[str, str]], bool]:
     also carried something that is not a photo."""
     photos, other = [], False
     for att in ctx.msg.attachments:
-        if att.kind is AttachmentKind.PHOTO and att.ref:
-            photos.append({"ref": f"{ctx.msg.address.channel.value}:{att.ref}",
-                           "mime": att.mime})
+        ref = f"{ctx.msg.address.channel.value}:{att.ref}"
+        # what the photo columns can hold (PostgreSQL refuses NUL and over-long values)
+        if att.kind is AttachmentKind.PHOTO and att.ref and len(ref) <= MAX_REF \
+                and "\x00" not in ref:
+            photos.append({"ref": ref, "mime": clean(att.mime)[:MAX_MIME]})
         else:
             other = True
     return photos, other
@@ -82,7 +87,20 @@ async def on_location_payload(ctx: Context, payload: Payload) -> bool:
     return True
 
 
+def usable(location: Location) -> bool:
+    """Finite coordinates on the Earth; a forged or broken client may send anything (NaN
+    is not even valid JSON for PostgreSQL)."""
+    lat, lon = location.latitude, location.longitude
+    return (math.isfinite(lat) and math.isfinite(lon) and abs(lat) <= 90
+            and abs(lon) <= 180)
+
+
 async def on_location_message(ctx: Context) -> None:
+    if ctx.msg.location is not None and not usable(ctx.msg.location):
+        ctx.say(ctx._("Please type the address in one line, for example: "
+                      "Makhachkala, Lenina street 1."))
+        await ctx.prompt()
+        return
     if ctx.msg.location is not None:
         ctx.draft["latitude"] = ctx.msg.location.latitude
         ctx.draft["longitude"] = ctx.msg.location.longitude
