@@ -76,7 +76,8 @@ junk = st.builds(
     Junk, texts, st.one_of(st.none(), st.none(), forged_payloads),
     st.lists(attachments, max_size=12).map(tuple), st.one_of(st.none(), locations),
     hints, st.one_of(st.just(""), any_text))
-actions = st.one_of(junk, st.builds(Press, st.integers(0, 40)), st.builds(Press, st.integers(0, 40)))
+presses = st.builds(Press, st.integers(0, 40))
+actions = st.one_of(junk, presses, presses)  # as many presses as junk: deep into the flows
 
 
 def check_replies(replies: list[OutgoingMessage]) -> None:
