@@ -9,13 +9,19 @@ from .channel import ALLOWED_UPDATES, TelegramChannel, build_dispatcher, make_bo
 from .messenger import TelegramMessenger
 from .render import render, split_text
 from .translate import incoming_from_callback, incoming_from_message
-from .webhook import TelegramWebhook, setup_telegram_webhook, setup_telegram_webhook_mode
+from .webhook import (
+    TelegramWebhook,
+    TelegramWebhookMode,
+    setup_telegram_webhook,
+    setup_telegram_webhook_mode,
+)
 
 __all__ = [
     "ALLOWED_UPDATES",
     "TelegramChannel",
     "TelegramMessenger",
     "TelegramWebhook",
+    "TelegramWebhookMode",
     "build_dispatcher",
     "incoming_from_callback",
     "incoming_from_message",

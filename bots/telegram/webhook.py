@@ -111,7 +111,7 @@ class TelegramWebhook:
             if not isinstance(raw, dict):
                 raise ValueError("not an object")
             update = Update.model_validate(raw, context={"bot": self.bot})
-        except (ValueError, ValidationError) as exc:  # JSONDecodeError is a ValueError
+        except (ValueError, ValidationError, RecursionError) as exc:  # JSONDecodeError too
             log.warning("telegram webhook: a malformed update: %s", str(exc)[:200])
             return web.Response(status=400, text="malformed update")
         if not self._recent.add(update.update_id):
@@ -176,42 +176,85 @@ async def delete_webhook(bot: Bot) -> None:
     await TelegramMessenger(bot).call(DeleteWebhook(drop_pending_updates=False))
 
 
+class TelegramWebhookMode:
+    """Webhook mode of one bot: the route (already on the application), the bot it
+    answers with, and the two moments that talk to Telegram — :meth:`start` and
+    :meth:`close`."""
+
+    def __init__(self, hook: TelegramWebhook, *, url: str, secret: str,
+                 drop_pending_updates: bool, delete_on_stop: bool) -> None:
+        self.hook = hook
+        self.url = url
+        self._secret = secret
+        self._drop_pending_updates = drop_pending_updates
+        self._delete_on_stop = delete_on_stop
+        self._started = False
+        self._closed = False
+
+    @property
+    def bot(self) -> Bot:
+        return self.hook.bot
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self.hook.dispatcher
+
+    async def start(self) -> None:
+        """Set the webhook. Call it once the server listens: Telegram starts POSTing at
+        once, and an update it cannot deliver waits for its next, later retry."""
+        await set_webhook(self.bot, self.url, self._secret,
+                          drop_pending_updates=self._drop_pending_updates)
+        self._started = True
+        await self.dispatcher.emit_startup(bot=self.bot, bots=[self.bot],
+                                           dispatcher=self.dispatcher)
+        log.info("telegram: webhook set to %s", self.url)
+
+    async def close(self) -> None:
+        """Delete the webhook if so configured, and close the bot's session. Idempotent;
+        run by the application's cleanup (after updates in flight have drained)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._started:
+                await self.dispatcher.emit_shutdown(bot=self.bot, bots=[self.bot],
+                                                    dispatcher=self.dispatcher)
+            if self._delete_on_stop:
+                try:
+                    await delete_webhook(self.bot)
+                except Exception as exc:  # the next start sets it again anyway
+                    log.warning("telegram: could not delete the webhook: %r", exc)
+        finally:
+            await self.bot.session.close()
+
+
 def setup_telegram_webhook_mode(app: web.Application, engine: DialogueEngine, *, token: str,
                                 api_url: str | None, url: str, secret: str = "",
                                 path: str = "", drop_pending_updates: bool = False,
                                 delete_on_stop: bool = False,
                                 dispatcher: Dispatcher | None = None,
-                                background: bool = True) -> TelegramWebhook:
-    """Everything webhook mode needs, hung on ``app``'s lifecycle.
+                                background: bool = True) -> TelegramWebhookMode:
+    """Everything webhook mode needs on ``app``; call ``await mode.start()`` once the
+    server listens.
 
-    Registers the route (``path``, default the path of ``url``); on start-up sets the
-    webhook to ``url`` with ``secret`` (default: derived from the token, see
-    :func:`webhook_secret`); on shutdown lets updates in flight finish, deletes the
-    webhook only if ``delete_on_stop`` (with several processes behind one URL, one
-    stopping must not switch the others off), and closes the bot's session.
+    Registers the route (``path``, default the path of ``url``) with ``secret`` (default:
+    derived from the token, see :func:`webhook_secret`). :meth:`TelegramWebhookMode.start`
+    sets the webhook to ``url``. On the application's shutdown updates in flight finish;
+    on its cleanup the webhook is deleted only if ``delete_on_stop`` (with several
+    processes behind one URL, one stopping must not switch the others off) and the bot's
+    session is closed.
     """
     secret = webhook_secret(token, secret)
     dp = dispatcher or build_dispatcher(engine)
     bot = make_bot(token, api_url)
     hook = setup_telegram_webhook(app, dp, bot, path=webhook_path(url, path), secret=secret,
                                   background=background)
+    mode = TelegramWebhookMode(hook, url=url, secret=secret,
+                               drop_pending_updates=drop_pending_updates,
+                               delete_on_stop=delete_on_stop)
 
-    async def start(_: web.Application) -> None:
-        await set_webhook(bot, url, secret, drop_pending_updates=drop_pending_updates)
-        await dp.emit_startup(bot=bot, bots=[bot], dispatcher=dp)
-        log.info("telegram: webhook set to %s", url)
+    async def close(_: web.Application) -> None:
+        await mode.close()
 
-    async def stop(_: web.Application) -> None:
-        try:
-            await dp.emit_shutdown(bot=bot, bots=[bot], dispatcher=dp)
-            if delete_on_stop:
-                try:
-                    await delete_webhook(bot)
-                except Exception as exc:  # the next start sets it again anyway
-                    log.warning("telegram: could not delete the webhook: %r", exc)
-        finally:
-            await bot.session.close()
-
-    app.on_startup.append(start)
-    app.on_cleanup.append(stop)  # after on_shutdown, where the updates in flight drain
-    return hook
+    app.on_cleanup.append(close)  # after on_shutdown, where the updates in flight drain
+    return mode

@@ -80,7 +80,7 @@ class VkCallback:
     async def handle(self, request: web.Request) -> web.Response:
         try:
             event = json.loads(await request.read())
-        except ValueError:  # not JSON, or not UTF-8
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep
             return _bad("not JSON")
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             return _bad("not a Callback API event")

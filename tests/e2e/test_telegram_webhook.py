@@ -36,7 +36,7 @@ class Hooked:
     tg: FakeTelegram
     server: TestServer
     http: ClientSession
-    hook: Any  # bots.telegram.webhook.TelegramWebhook
+    mode: Any  # bots.telegram.webhook.TelegramWebhookMode
     url: str
 
     async def post(self, body: Any, *, secret: str | None = SECRET,
@@ -78,13 +78,14 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
             dp = build_dispatcher(engine)
             dp.message.register(boom, F.text == BOOM)  # the dispatcher's own handlers run first
             app = web.Application()
-            hook = setup_telegram_webhook_mode(
+            mode = setup_telegram_webhook_mode(
                 app, engine, token=tg.token, api_url=tg.base_url, url=PUBLIC_URL,
                 secret=SECRET, dispatcher=dp, **options)
             server = TestServer(app, host="127.0.0.1", port=0)
             await server.start_server()
             servers.append(server)
-            return Hooked(tg, server, http, hook, str(server.make_url(PATH)))
+            await mode.start()
+            return Hooked(tg, server, http, mode, str(server.make_url(PATH)))
 
         yield run
         for server in servers:
@@ -100,7 +101,7 @@ async def hooked(start: Start) -> Hooked:
 async def quiet(h: Hooked, seconds: float = 0.3) -> None:
     """Give a (wrongly) started handler time to reach the fake."""
     await asyncio.sleep(seconds)
-    await h.hook.drain()
+    await h.mode.hook.drain()
 
 
 def sends(tg: FakeTelegram) -> list[Any]:
@@ -121,7 +122,7 @@ async def test_start_up_sets_the_webhook_with_our_url_secret_and_update_types(
     await hooked.server.close()
     assert hooked.tg.calls_of("deleteWebhook") == []  # not configured: other workers go on
     assert hooked.tg.world.webhook_url == PUBLIC_URL
-    assert hooked.hook.bot.session._session is None or hooked.hook.bot.session._session.closed
+    assert hooked.mode.bot.session._session is None or hooked.mode.bot.session._session.closed
 
 
 async def test_shutdown_deletes_the_webhook_only_when_configured(start: Start) -> None:
@@ -129,6 +130,16 @@ async def test_shutdown_deletes_the_webhook_only_when_configured(start: Start) -
     await h.server.close()
     assert len(h.tg.calls_of("deleteWebhook")) == 1
     assert h.tg.world.webhook_url == ""
+
+
+async def test_a_url_telegram_refuses_fails_the_start(start: Start) -> None:
+    from aiogram.exceptions import TelegramBadRequest
+
+    from bots.telegram.webhook import set_webhook
+
+    h = await start()
+    with pytest.raises(TelegramBadRequest, match="HTTPS"):
+        await set_webhook(h.mode.bot, "http://plain.example/hook", SECRET)
 
 
 # --- a citizen through the webhook --------------------------------------------------------
@@ -183,7 +194,7 @@ async def test_a_request_without_the_right_secret_is_forbidden_and_not_handled(
 @pytest.mark.parametrize("raw", [
     b"{not json", b"", b"[1, 2]", b'"text"', b'{"message": {"text": "no update id"}}',
     b'{"update_id": "abc"}', b'{"update_id": 1, "message": {"chat": 5}}',
-    b"\xff\xfe\x00garbage",
+    b"\xff\xfe\x00garbage", b"[" * 100_000,
 ])
 async def test_a_malformed_body_gets_400_and_nothing_is_sent(hooked: Hooked,
                                                              raw: bytes) -> None:
@@ -204,7 +215,7 @@ async def test_a_handler_error_is_logged_and_still_answered_200(
     h = await start(background=background)
     with caplog.at_level(logging.ERROR, logger="bots.telegram.webhook"):
         status, _ = await h.post(h.tg.send_text(USER, BOOM))
-        await h.hook.drain()
+        await h.mode.hook.drain()
     assert status == 200  # a 5xx would make Telegram repeat the update forever
     assert any("handling update" in r.getMessage() and r.exc_info for r in caplog.records)
     # the webhook goes on serving

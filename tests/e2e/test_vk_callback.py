@@ -192,7 +192,7 @@ async def test_a_non_string_secret_is_forbidden(hooked: Hooked) -> None:
 
 
 @pytest.mark.parametrize("raw", [
-    b"", b"{not json", b"[1, 2]", b'"ok"', b"\xff\xfe\x00", b"{}",
+    b"", b"{not json", b"[1, 2]", b'"ok"', b"\xff\xfe\x00", b"{}", b"[" * 100_000,
     b'{"type": 5}',
     json.dumps({"type": "message_new", "group_id": GROUP_ID, "event_id": "x1",
                 "secret": SECRET, "object": "garbage"}).encode(),
