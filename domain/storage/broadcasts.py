@@ -162,15 +162,18 @@ class SqlBroadcastRepository:
         return exists(select(literal(1)).select_from(each).where(each.c.value.in_(sectors)))
 
     def _recipients(self, audience: Audience, now: datetime) -> Select[int, str, str, str]:
-        inner = aliased(IdentityRow)
-        first = (select(func.min(inner.id))
-                 .where(inner.citizen_id == CitizenRow.id,
-                        inner.channel.in_(audience.effective_channels))
-                 .correlate(CitizenRow).scalar_subquery())
+        # the citizen's oldest identity on the channels: no older one exists (index-friendly
+        # on both databases, unlike joining on a correlated min())
+        channels = audience.effective_channels
+        older = aliased(IdentityRow)
+        has_older = exists(select(literal(1)).select_from(older).where(
+            older.citizen_id == CitizenRow.id, older.channel.in_(channels),
+            older.id < IdentityRow.id))
         return (select(CitizenRow.id, CitizenRow.language, IdentityRow.channel,
                        IdentityRow.chat_id)
-                .join(IdentityRow, IdentityRow.id == first)
-                .where(*self._conditions(audience, now)))
+                .join(IdentityRow, (IdentityRow.citizen_id == CitizenRow.id)
+                      & IdentityRow.channel.in_(channels))
+                .where(~has_older, *self._conditions(audience, now)))
 
     async def count(self, audience: Audience, now: datetime) -> int:
         """How many eligible citizens the audience has."""
