@@ -21,8 +21,10 @@ LOGIN_CSRF_COOKIE = "tsur_portal_login"
 
 
 def safe_next(raw: str | None) -> str:
-    """Only a path inside the portal: never another site (``//evil``, ``/\\evil``)."""
-    if raw and raw.startswith("/portal") and "\\" not in raw and "//" not in raw:
+    """Only a path inside the portal: never another site (``//evil``, ``/\\evil``), nor a
+    control character (CR/LF would be a header injection; aiohttp refuses it with a 500)."""
+    if raw and raw.startswith("/portal") and "\\" not in raw and "//" not in raw \
+            and raw.isprintable():
         return raw
     return "/portal"
 
