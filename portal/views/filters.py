@@ -91,7 +91,7 @@ def parse_filter(query: MultiMapping[str], catalogue: Catalogue, calendar: Worki
         created_from=datetime.combine(start, time(), tzinfo=calendar.tz) if start else None,
         created_before=(datetime.combine(end + timedelta(days=1), time(), tzinfo=calendar.tz)
                         if end else None),
-        search=(query.get("q") or "")[:200])
+        search=(query.get("q") or "").replace("\x00", "")[:200])  # PostgreSQL refuses NUL
 
 
 def parse_sort(query: MultiMapping[str]) -> Sort:
