@@ -141,8 +141,9 @@ class SqlBroadcastRepository:
         if audience.sectors:
             where.append(self._subscribed_to_any(audience.sectors))
         if audience.by_complaints:
-            complaint = (select(literal(1)).select_from(ComplaintRow)
-                         .where(ComplaintRow.citizen_id == citizen.id))
+            # uncorrelated IN: the matching complaints are found once (by their own
+            # indexes), not searched again for every citizen
+            complaint = select(ComplaintRow.citizen_id)
             if audience.complained_sectors:
                 complaint = complaint.where(ComplaintRow.sector.in_(audience.complained_sectors))
             if audience.complained_municipalities:
@@ -151,7 +152,7 @@ class SqlBroadcastRepository:
             if audience.complained_days:
                 since = now - timedelta(days=audience.complained_days)
                 complaint = complaint.where(ComplaintRow.created_at >= since)
-            where.append(exists(complaint))
+            where.append(citizen.id.in_(complaint))
         return where
 
     def _subscribed_to_any(self, sectors: Sequence[str]) -> ColumnElement[bool]:
