@@ -1,6 +1,7 @@
 """Benchmark of the embedded NLU classifier on a labelled CSV of real appeals.
 
     python bench/nlu.py [--data ../shared/data/appeals-kursk/train.csv] [--folds 5]
+                        [--rasa http://127.0.0.1:5005]
 
 Prints, side by side (macro F1 / accuracy over sectors):
   (a) the shipped model (trained only on dialogue/classifiers/data/nlu.yml) on every row;
@@ -9,6 +10,9 @@ Prints, side by side (macro F1 / accuracy over sectors):
   (c) a plain TF-IDF + logistic-regression baseline on the same folds (scikit-learn
       defaults, and (c') with balanced class weights);
 plus training time, classification latency (p50/p99 per message, texts/s) and memory.
+With ``--rasa URL`` it also scores a running Rasa server (trained on the shipped nlu.yml,
+see tools/rasa.sh) on the same CSV: row (a) for Rasa DIET. Cross-validated DIET is not
+run here: one DIET training on a couple of thousand appeals takes hours on these machines.
 The CSV is used for measurement only: nothing trained here is saved.
 """
 
@@ -54,6 +58,7 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true", help="full reports")
+    parser.add_argument("--rasa", metavar="URL", help="also score the Rasa server at URL")
     args = parser.parse_args()
     from sklearn.model_selection import StratifiedKFold
 
@@ -98,10 +103,23 @@ def main() -> None:
         for title, m in (("(a) shipped model", m_a), ("(b) our pipeline, cross-validated", m_b),
                          ("(c) TF-IDF + LR baseline, cross-validated", m_c)):
             print(f"== {title}\n{format_report(m)}\n")
+    rasa_line = None
+    if args.rasa:
+        from dialogue.classifiers.rasa import evaluate_rasa
+
+        start = time.perf_counter()
+        report = evaluate_rasa(args.rasa, args.data)
+        per_text = (time.perf_counter() - start) / len(rows) * 1000
+        rasa_line = (f"{'(a) Rasa DIET (shipped nlu.yml), sector of top intent':<44} "
+                     f"{report.splitlines()[-1]}  ~{per_text:.1f} ms/text over HTTP")
+        if args.verbose:
+            print(f"== (a) Rasa DIET\n{report}\n")
     ms = sorted(s * 1000 for s in latencies)
     print(f"data: {args.data} ({len(rows)} rows); shipped examples: {len(shipped)}")
     print(_row("(a) shipped model, sector head", m_a))
     print(_row("(a) shipped model, sector of top category", m_a_top))
+    if rasa_line:
+        print(rasa_line)
     print(_row(f"(b) our pipeline, {args.folds}-fold CV", m_b, folds_b))
     print(_row(f"(c) TF-IDF + LR baseline, {args.folds}-fold CV", m_c, folds_c))
     print(_row("(c') the same, class_weight=balanced", m_d, folds_d))

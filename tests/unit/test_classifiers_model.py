@@ -127,6 +127,14 @@ def test_region_csv_with_sectors_only_trains_the_sector_head(tmp_path) -> None:
     assert model.sector_probabilities(["шлагбаум сломан"])[0]["other"] > 0.5
     # categories still come from the shipped examples only
     assert len(model.category_head.classes_) == INTENTS
+    # its category head never saw the region's texts, so P(sector) is the sector head alone
+    assert model.blend == 0.0
+
+
+def test_shipped_model_blends_both_heads(classifier: EmbeddedClassifier) -> None:
+    assert 0.0 < classifier.model.blend < 1.0
+    for row in classifier.model.sector_probabilities([t for t, _ in HELD_OUT[:5]]):
+        assert sum(row.values()) == pytest.approx(1.0)
 
 
 def test_fit_needs_labelled_examples() -> None:
