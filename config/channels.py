@@ -6,39 +6,84 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiohttp import web
+
 from config.bootstrap import System
 from config.tasks import Tasks
 from notifications.delivery import DeliveryWorker
 
 
-def start_channels(system: System, tasks: Tasks, stop: asyncio.Event) -> list[str]:
-    """Start each chat channel whose token is set; returns their names."""
+class Started:
+    """What :func:`start_channels` started: names for the banner, and what must run once
+    the web server listens (setting the Telegram webhook)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.after_listen: list[Callable[[], Awaitable[Any]]] = []
+
+
+def start_channels(system: System, tasks: Tasks, stop: asyncio.Event,
+                   app: web.Application) -> Started:
+    """Start each chat channel whose token is set: Telegram by webhook (routes on ``app``)
+    or long polling, VK by Callback API (routes on ``app``) or Bots Long Poll."""
+    started = Started()
+    if system.settings.telegram_token:
+        _start_telegram(system, tasks, stop, app, started)
+    if system.settings.vk_token:
+        _start_vk(system, tasks, stop, app, started)
+    return started
+
+
+def _start_telegram(system: System, tasks: Tasks, stop: asyncio.Event, app: web.Application,
+                    started: Started) -> None:
+    # aiogram is slow to import: only when Telegram is used
+    from bots.telegram import build_dispatcher, serve_telegram
+
     settings = system.settings
-    started = []
-    if settings.telegram_token:
-        # aiogram is slow to import: only when Telegram is used
-        from bots.telegram import build_dispatcher, serve_telegram
+    dispatcher = build_dispatcher(system.engine)
+    if settings.telegram_backoffice_chat_id:
+        from bots.backoffice.router import build_backoffice_router
 
-        dispatcher = build_dispatcher(system.engine)
-        if settings.telegram_backoffice_chat_id:
-            from bots.backoffice.router import build_backoffice_router
+        dispatcher.include_router(build_backoffice_router(
+            system.database, system.catalogue, system.clock,
+            settings.telegram_backoffice_chat_id, settings.operator_roles()))
+    if settings.telegram_webhook_url:
+        from bots.telegram.webhook import setup_telegram_webhook_mode
 
-            dispatcher.include_router(build_backoffice_router(
-                system.database, system.catalogue, system.clock,
-                settings.telegram_backoffice_chat_id, settings.operator_roles()))
-            started.append("Telegram back office")
+        mode = setup_telegram_webhook_mode(
+            app, system.engine, token=settings.telegram_token,
+            api_url=settings.telegram_api_url or None, url=settings.telegram_webhook_url,
+            secret=settings.telegram_webhook_secret, path=settings.telegram_webhook_path,
+            delete_on_stop=settings.telegram_webhook_delete_on_stop, dispatcher=dispatcher)
+        started.after_listen.append(mode.start)  # set the webhook once the server listens
+        started.names.append("Telegram (webhook)")
+    else:
         tasks.start("telegram", serve_telegram(
             system.engine, token=settings.telegram_token,
             api_url=settings.telegram_api_url or None, stop=stop, dispatcher=dispatcher))
-        started.insert(0, "Telegram")
-    if settings.vk_token:
-        from bots.vk import serve_vk
+        started.names.append("Telegram")
+    if settings.telegram_backoffice_chat_id:
+        started.names.append("Telegram back office")
 
-        tasks.start("vk", serve_vk(
-            system.engine, token=settings.vk_token, group_id=settings.vk_group_id,
-            api_url=settings.vk_api_url or None, data_dir=settings.data_dir, stop=stop))
-        started.append("VK")
-    return started
+
+def _start_vk(system: System, tasks: Tasks, stop: asyncio.Event, app: web.Application,
+              started: Started) -> None:
+    settings = system.settings
+    if settings.vk_callback_secret:
+        from bots.vk.callback import setup_vk_callback_mode
+
+        setup_vk_callback_mode(
+            app, system.engine, token=settings.vk_token, api_url=settings.vk_api_url or None,
+            secret=settings.vk_callback_secret, confirmation=settings.vk_confirmation,
+            group_id=settings.vk_group_id, path=settings.vk_callback_path)
+        started.names.append("VK (Callback API)")
+        return
+    from bots.vk import serve_vk
+
+    tasks.start("vk", serve_vk(
+        system.engine, token=settings.vk_token, group_id=settings.vk_group_id,
+        api_url=settings.vk_api_url or None, data_dir=settings.data_dir, stop=stop))
+    started.names.append("VK")
 
 
 def start_outbox_workers(system: System, tasks: Tasks) -> list[DeliveryWorker]:

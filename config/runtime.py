@@ -50,21 +50,30 @@ async def serve(settings: Settings) -> None:
     web_worker = system.delivery_worker("web", OnlineOnlyMessenger(web_messenger.send))
     tasks.start("outbox:web", web_worker.run())
     workers = [web_worker, *start_outbox_workers(system, tasks)]
-    channels = start_channels(system, tasks, stop)
+    app = build_web_app(system, web_messenger)
+    channels = start_channels(system, tasks, stop, app)
     scheduler = start_scheduler(
         system.database.uow, system.calendar, system.clock,
         deadline_every=timedelta(minutes=settings.deadline_check_minutes),
         survey_every=timedelta(seconds=settings.survey_check_seconds),
         near_ratio=settings.deadline_near_ratio, operator_language=settings.language)
-    runner = web.AppRunner(build_web_app(system, web_messenger), handle_signals=False)
+    runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, settings.host, settings.port).start()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    _print_banner(settings, channels)
+    _print_banner(settings, channels.names)
+    failed = ""
     try:
-        await stop.wait()
+        for start in channels.after_listen:
+            try:
+                await start()
+            except Exception as exc:  # e.g. Telegram refuses the webhook URL
+                failed = f"tsur: a channel could not start: {exc}"
+                break
+        else:
+            await stop.wait()
     finally:
         log.info("stopping")
         stop.set()
@@ -75,6 +84,8 @@ async def serve(settings: Settings) -> None:
         await runner.cleanup()
         await system.close()
         print("tsur stopped.", flush=True)
+    if failed:
+        raise SystemExit(failed)
 
 
 def _print_banner(settings: Settings, channels: list[str]) -> None:

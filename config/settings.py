@@ -9,6 +9,15 @@ from datetime import date, time
 from pathlib import Path
 
 
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
 def _dates(raw: str) -> tuple[date, ...]:
     return tuple(date.fromisoformat(p.strip()) for p in raw.split(",") if p.strip())
 
@@ -36,11 +45,18 @@ class Settings:
     log_level: str = "INFO"
     telegram_token: str = field(default="", repr=False)
     telegram_api_url: str = ""  # base URL of the Bot API server; default the public one
+    telegram_webhook_url: str = ""  # public HTTPS URL; set → webhook mode instead of polling
+    telegram_webhook_secret: str = field(default="", repr=False)  # default: from the token
+    telegram_webhook_path: str = ""  # local route; default the URL's path
+    telegram_webhook_delete_on_stop: bool = False  # keep off with several processes
     telegram_backoffice_chat_id: int = 0  # the operators' forum supergroup
     operators: str = ""  # "telegram_user_id:role,…" — role operator | supervisor | admin
     vk_token: str = field(default="", repr=False)
     vk_group_id: int = 0
     vk_api_url: str = ""  # e.g. http://127.0.0.1:8081/method/; default the public one
+    vk_callback_secret: str = field(default="", repr=False)  # with vk_confirmation: Callback
+    vk_confirmation: str = ""
+    vk_callback_path: str = "/vk/callback"
     survey_reminder_hours: int = 24
     survey_followup_days: int = 14
     survey_reopen_days: int = 30
@@ -81,6 +97,7 @@ class Settings:
             "max_upload_mb": int,
             "vk_group_id": int,
             "telegram_backoffice_chat_id": int,
+            "telegram_webhook_delete_on_stop": _bool,
             "survey_reminder_hours": int,
             "survey_followup_days": int,
             "survey_reopen_days": int,
@@ -105,6 +122,11 @@ class Settings:
         if not 0 < settings.deadline_near_ratio < 1:
             raise ValueError("TSUR_DEADLINE_NEAR_RATIO must be between 0 and 1")
         settings.operator_roles()  # validates TSUR_OPERATORS now, not at the first message
+        if bool(settings.vk_callback_secret) != bool(settings.vk_confirmation):
+            raise ValueError("TSUR_VK_CALLBACK_SECRET and TSUR_VK_CONFIRMATION go together")
+        if (settings.telegram_webhook_url and not settings.telegram_api_url
+                and not settings.telegram_webhook_url.startswith("https://")):
+            raise ValueError("TSUR_TELEGRAM_WEBHOOK_URL must be https://")
         if settings.vk_token and settings.vk_group_id <= 0:
             raise ValueError("TSUR_VK_GROUP_ID must be set (the community's id) with TSUR_VK_TOKEN")
         return settings

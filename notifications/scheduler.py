@@ -74,6 +74,9 @@ class Scheduler:
             self._tasks.add(task)
         try:
             await self.jobs[name].run_due(self.clock())
+        except asyncio.CancelledError:
+            # only at shutdown; the run's finished batches are committed, the rest is due
+            log.info("scheduled job %s was cancelled; it resumes at the next start", name)
         except Exception:
             log.exception("scheduled job %s failed; it runs again at the next tick", name)
         finally:
@@ -103,7 +106,11 @@ class Scheduler:
             self._aps.shutdown(wait=False)
             self._aps = None
         if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout)
+            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+            for task in pending:  # a run stuck longer than that: cut it short, lose nothing
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
 
     @property
     def aps(self) -> AsyncIOScheduler | None:

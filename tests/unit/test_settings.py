@@ -53,3 +53,13 @@ def test_operators_are_parsed_and_checked() -> None:
     assert s.telegram_backoffice_chat_id == -1001234
     with pytest.raises(ValueError, match="TSUR_OPERATORS"):
         Settings.from_env({"TSUR_OPERATORS": "123:boss"})
+
+
+@pytest.mark.parametrize("env", [
+    {"TSUR_VK_CALLBACK_SECRET": "s"},
+    {"TSUR_TELEGRAM_WEBHOOK_URL": "http://example.org/hook"},
+    {"TSUR_TELEGRAM_WEBHOOK_DELETE_ON_STOP": "maybe"},
+])
+def test_webhook_settings_are_checked(env: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="TSUR_"):
+        Settings.from_env(env)
