@@ -17,8 +17,9 @@ from domain.storage.uow import create_engine
 
 TABLES = {"alembic_version", "citizens", "identities", "complaints", "complaint_photos",
           "complaint_history", "conversations", "counters", "outbox",
-          "portal_users", "portal_sessions", "portal_audit"}
-HEAD = "0003"
+          "portal_users", "portal_sessions", "portal_audit", "complaint_topics", "surveys",
+          "broadcasts"}
+HEAD = "0007"
 
 
 def test_migrations_apply_to_an_empty_database_and_are_idempotent(db_url: str):

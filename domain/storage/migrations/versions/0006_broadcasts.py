@@ -1,7 +1,7 @@
 """Broadcasts: the broadcasts table and the citizens' opt-out flag.
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 Create Date: 2026-11-28
 
 Frozen like 0001: plain column types only (the model is in domain/storage/broadcasts_orm.py).
@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0006"
-down_revision: str | None = "0003"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

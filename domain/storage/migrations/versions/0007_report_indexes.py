@@ -1,7 +1,7 @@
 """Indexes for the ratings, reports and the register's deadline filters.
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0006
 Create Date: 2026-12-02
 
 - ``ix_complaints_report``: the ratings read a period's rows by ``created_at``; with every
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0003"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
