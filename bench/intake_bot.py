@@ -1,0 +1,181 @@
+"""One bot process of ``bench/intake.py``: tsur or a bare aiogram echo bot.
+
+    python bench/intake_bot.py --kind tsur|echo --delivery polling|webhook \
+        --api http://127.0.0.1:PORT --token T [--db URL] [--data-dir D] [--profile FILE]
+
+``tsur`` is the whole system from ``config.bootstrap.bootstrap`` (real engine, real SQL
+unit of work with its event handlers, real SQLite/PostgreSQL) behind the product's own
+``build_dispatcher``; with ``--delivery polling`` it runs the product's ``serve_telegram``
+(long polling, exactly what ``tsur run`` starts). ``echo`` is a bare aiogram Dispatcher
+whose one handler answers the text back — the ceiling of aiogram + the fake on this
+machine.
+
+``--delivery webhook`` serves aiogram's own ``SimpleRequestHandler`` (the webhook entry
+point, updates handled in the background as aiogram does by default) on 127.0.0.1 with a
+free port; the harness POSTs updates to it, as Telegram would POST to a webhook.
+
+The process prints ``READY <port>`` on stdout when it serves (port 0 for polling) and
+stops cleanly on SIGTERM. ``--profile`` writes cProfile stats of the whole run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def echo_dispatcher() -> Any:
+    from aiogram import Dispatcher
+    from aiogram.types import Message
+
+    dp = Dispatcher(name="echo")
+
+    @dp.message()
+    async def echo(message: Message) -> None:
+        await message.answer(message.text or "…")
+
+    return dp
+
+
+async def tsur_system(args: argparse.Namespace) -> tuple[Any, Any]:
+    from bots.telegram import build_dispatcher
+    from config.bootstrap import bootstrap
+    from config.settings import Settings
+
+    settings = Settings(data_dir=Path(args.data_dir), database_url=args.db, nlu=args.nlu,
+                        telegram_token=args.token, telegram_api_url=args.api)
+    classifier = None
+    if args.nlu == "keyword":
+        from dialogue.nlu import KeywordClassifier
+        from domain.catalogue import load_catalogue
+
+        classifier = KeywordClassifier(load_catalogue(settings.catalogue))
+    if args.pool_size:
+        what_if_pool(args.pool_size)
+    if args.what_if_sequence:
+        what_if_sequence()
+    system = bootstrap(settings, classifier=classifier)
+    return system, build_dispatcher(system.engine)
+
+
+def what_if_pool(size: int) -> None:
+    """A what-if, not the product: give the SQL engine a pool of ``size`` connections and
+    no overflow, so transactions queue FIFO in SQLAlchemy's asyncio pool instead of in
+    SQLite's sleeping busy handler (see bench/README.md)."""
+    import functools
+
+    from domain.storage import uow
+
+    uow.create_async_engine = functools.partial(  # type: ignore[assignment]
+        uow.create_async_engine, pool_size=size, max_overflow=0)
+
+
+def what_if_sequence() -> None:
+    """A what-if, not the product: complaint numbers from a PostgreSQL sequence
+    (``bench_complaint_numbers``, created by the harness), which holds no row lock until
+    commit, instead of the per-year counter row upserted at the start of registration."""
+    from sqlalchemy import text
+
+    from domain.storage.repositories import SqlComplaintRepository
+
+    async def next_number(self: SqlComplaintRepository, year: int) -> str:
+        value = (await self.session.execute(
+            text("SELECT nextval('bench_complaint_numbers')"))).scalar_one()
+        return f"{year}-{value:06d}"
+
+    SqlComplaintRepository.next_number = next_number  # type: ignore[method-assign]
+
+
+async def main(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    system = None
+    if args.kind == "tsur":
+        system, dp = await tsur_system(args)
+    else:
+        dp = echo_dispatcher()
+    try:
+        if args.delivery == "polling":
+            await poll(args, dp, system, stop)
+        else:
+            await webhook(args, dp, stop)
+    finally:
+        if system is not None:
+            await system.close()
+
+
+async def poll(args: argparse.Namespace, dp: Any, system: Any, stop: asyncio.Event) -> None:
+    from bots.telegram import make_bot, serve_telegram
+
+    print("READY 0", flush=True)
+    if system is not None:  # the product's own long-polling entry point
+        await serve_telegram(system.engine, token=args.token, api_url=args.api, stop=stop,
+                             dispatcher=dp)
+        return
+    bot = make_bot(args.token, args.api)
+    polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False))
+    await stop.wait()
+    await dp.stop_polling()
+    await polling
+
+
+async def webhook(args: argparse.Namespace, dp: Any, stop: asyncio.Event) -> None:
+    from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+    from aiohttp import web
+
+    from bots.telegram import make_bot
+
+    bot = make_bot(args.token, args.api)
+    app = web.Application()
+    SimpleRequestHandler(dispatcher=dp, bot=bot).register(app, path="/webhook")
+    setup_application(app, dp, bot=bot)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    print(f"READY {port}", flush=True)
+    await stop.wait()
+    await runner.cleanup()
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    p.add_argument("--kind", choices=["tsur", "echo"], required=True)
+    p.add_argument("--delivery", choices=["polling", "webhook"], default="polling")
+    p.add_argument("--api", required=True)
+    p.add_argument("--token", required=True)
+    p.add_argument("--db", default="")
+    p.add_argument("--data-dir", default="var")
+    p.add_argument("--nlu", default="keyword", choices=["keyword", "embedded"])
+    p.add_argument("--profile", default="")
+    p.add_argument("--pool-size", type=int, default=0, help="what-if: SQL pool size")
+    p.add_argument("--what-if-sequence", action="store_true",
+                   help="what-if: complaint numbers from a PostgreSQL sequence")
+    return p.parse_args()
+
+
+if __name__ == "__main__":
+    arguments = parse()
+    logging.basicConfig(level=logging.WARNING, format="bot %(levelname)s %(name)s: %(message)s")
+    if arguments.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        try:
+            asyncio.run(main(arguments))
+        finally:
+            profiler.disable()
+            profiler.dump_stats(arguments.profile)
+    else:
+        asyncio.run(main(arguments))
