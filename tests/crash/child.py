@@ -1,0 +1,41 @@
+"""The body of one forked ``tsur run``: environment, log file, then ``config.cli.main``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_tsur(env: dict[str, str], log_path: str, lease_seconds: float | None,
+             backoff: tuple[float, float, float] | None) -> None:
+    """What ``python -m config.cli run`` does, in a fork of the preloaded server.
+
+    ``lease_seconds`` and ``backoff`` (base, factor, cap) shorten the outbox worker's
+    claim lease and retry backoff: ``tsur run`` has no setting for them, and a trial
+    cannot wait the production two minutes for a killed worker's claim to run out.
+    """
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    for name in [n for n in os.environ if n.startswith("TSUR_")]:
+        del os.environ[name]
+    os.environ.update(env)
+    os.chdir(ROOT)
+    from notifications.delivery import Backoff, DeliveryWorker
+
+    defaults = DeliveryWorker.__init__.__kwdefaults__
+    if lease_seconds is not None:
+        defaults["lease"] = timedelta(seconds=lease_seconds)
+    if backoff is not None:
+        defaults["backoff"] = Backoff(*backoff)
+    from config.cli import main
+
+    code = main(["run"])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    sys.exit(code)
