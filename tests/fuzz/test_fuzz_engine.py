@@ -137,7 +137,7 @@ class Citizen:
                         location=action.location, hint=action.hint, name=action.name)
 
 
-@settings(max_examples=examples(120))
+@settings(max_examples=examples(80))
 @given(channel=st.sampled_from(list(Channel)), script=st.lists(actions, max_size=14))
 async def test_any_sequence_of_messages_gets_an_answer(channel: Channel,
                                                        script: list[Junk | Press]) -> None:

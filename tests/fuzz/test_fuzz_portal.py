@@ -77,7 +77,7 @@ def check(status: int, what: str) -> None:
     assert status < 500, f"{status} for {what[:300]}"
 
 
-@settings(max_examples=examples(80))
+@settings(max_examples=examples(50))
 @given(page=st.sampled_from(PAGES + ["{complaint}"]), query=queries)
 async def test_any_query_string_on_any_page_is_no_server_error(
         admin: Logged, page: str, query: list[tuple[str, str]]) -> None:
@@ -93,7 +93,7 @@ segments = st.one_of(any_text, st.sampled_from([
     "reply", "static", "portal.css", "lang", "en", "uploads", "..%2F..%2Fetc%2Fpasswd"]))
 
 
-@settings(max_examples=examples(60))
+@settings(max_examples=examples(40))
 @given(parts=st.lists(segments, min_size=1, max_size=5), raw=st.booleans())
 async def test_any_path_is_no_server_error(admin: Logged, parts: list[str], raw: bool) -> None:
     path = "/portal/" + "/".join(p if raw else quote(p, safe="") for p in parts)
@@ -112,7 +112,7 @@ forms = st.dictionaries(st.one_of(st.sampled_from(
      "password"]), names), values, max_size=6)
 
 
-@settings(max_examples=examples(80))
+@settings(max_examples=examples(50))
 @given(action=st.sampled_from(["reply", "status", "reclassify"]), which=st.integers(0, 2),
        form=forms, keep_csrf=st.booleans())
 async def test_any_complaint_form_is_no_server_error(admin: Logged, action: str, which: int,
@@ -126,7 +126,7 @@ async def test_any_complaint_form_is_no_server_error(admin: Logged, action: str,
         await resp.read()
 
 
-@settings(max_examples=examples(40))
+@settings(max_examples=examples(15))
 @given(form=forms)
 async def test_any_login_form_is_no_server_error(admin: Logged, form: dict[str, str]) -> None:
     async with ClientSession(cookie_jar=CookieJar(unsafe=True)) as http:

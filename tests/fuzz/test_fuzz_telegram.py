@@ -150,7 +150,7 @@ def updates(draw: st.DrawFn) -> dict[str, Any]:
     return update
 
 
-@settings(max_examples=examples(120))
+@settings(max_examples=examples(80))
 @given(update=updates())
 async def test_any_update_is_handled_without_an_exception(harness: Harness,
                                                           update: dict[str, Any]) -> None:
@@ -167,7 +167,7 @@ async def test_any_update_is_handled_without_an_exception(harness: Harness,
             f"the Bot API refused {call.method} to a known chat: {call.status} {call.params}")
 
 
-@settings(max_examples=examples(40))
+@settings(max_examples=examples(25))
 @given(text=texts, user=st.sampled_from(CITIZENS))
 async def test_a_citizen_in_a_private_chat_always_gets_an_answer(harness: Harness, text: str,
                                                                  user: int) -> None:

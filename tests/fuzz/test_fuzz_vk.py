@@ -124,7 +124,7 @@ def message_event(draw: st.DrawFn) -> dict[str, Any]:
             "v": "5.199", "object": obj}
 
 
-@settings(max_examples=examples(120))
+@settings(max_examples=examples(80))
 @given(event=st.one_of(message_new(), message_new(), message_event()))
 async def test_any_event_is_handled_without_an_exception(harness: Harness,
                                                          event: dict[str, Any]) -> None:
@@ -134,7 +134,7 @@ async def test_any_event_is_handled_without_an_exception(harness: Harness,
     assert harness.store.rollbacks == rollbacks, "a dialogue step failed"
 
 
-@settings(max_examples=examples(30))
+@settings(max_examples=examples(20))
 @given(text=texts, user=st.sampled_from(CITIZENS))
 async def test_a_citizen_always_gets_an_answer(harness: Harness, text: str, user: int) -> None:
     before = len([s for s in harness.vk.world.sent if s.peer_id == user])

@@ -139,12 +139,19 @@ async def test_the_web_chat_page_renders_messages_as_text_only() -> None:
 
 # --- redirects and headers ----------------------------------------------------------------
 
-@pytest.mark.parametrize("target", [
+REDIRECTS = [
     "//evil.example", "//evil.example/portal", "https://evil.example/", "/\\evil.example",
     "/portal//evil.example", "/portal\\..\\evil", "http:/evil.example", "\t//evil.example",
     "/portal\r\nSet-Cookie: owned=1", "/portal\nLocation: //evil.example", "/%2F%2Fevil.example",
-    "javascript:alert(1)", "/portal@evil.example"])
-async def test_no_open_redirect_or_header_injection_after_login(portal, http, target):
+    "javascript:alert(1)", "/portal@evil.example"]
+
+
+async def test_no_open_redirect_or_header_injection_after_login(portal, http):
+    for target in REDIRECTS:
+        await redirected_safely(portal, http, target)
+
+
+async def redirected_safely(portal: PortalServer, http: ClientSession, target: str) -> None:
     token = await login_token(http, portal.url)
     async with http.post(portal.url + "/login", allow_redirects=False,
                          data={"login": "olga", "password": PASSWORD, "csrf": token,
