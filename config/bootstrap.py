@@ -59,9 +59,11 @@ def make_classifier(settings: Settings, catalogue: Catalogue, *,
                                   KeywordClassifier(catalogue))
     if settings.nlu == "keyword":
         return KeywordClassifier(catalogue)
-    from dialogue.classifiers import load
+    from dialogue.classifiers.training import load, load_shipped
 
-    return load(model_dir or settings.nlu_model)
+    if model_dir or settings.nlu_model:
+        return load(model_dir or settings.nlu_model)
+    return load_shipped(settings.data_dir / "nlu-cache")  # trained on the first start only
 
 
 def bootstrap(settings: Settings, *, clock: Callable[[], datetime] = utc_now,

@@ -20,7 +20,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -29,6 +29,9 @@ from config.leader import Leader, StopDuties, exclusive, lease_for
 from config.settings import Settings
 from config.tasks import Tasks
 from notifications.delivery import DeliveryWorker
+
+if TYPE_CHECKING:
+    from notifications.scheduler import Scheduler
 
 log = logging.getLogger("tsur")
 ROLES = ("all", "web", "worker", "scheduler")
@@ -85,10 +88,15 @@ class Running:
     polled_channels: list[str] = field(default_factory=list)
     after_listen: list[Any] = field(default_factory=list)
 
-    async def after_start(self) -> None:
-        """What must wait until the server listens (setting the Telegram webhook)."""
+    async def after_start(self) -> str:
+        """Run what must wait until the server listens (setting the Telegram webhook);
+        returns why a channel could not start, or ``""``."""
         for start in self.after_listen:
-            await start()
+            try:
+                await start()
+            except Exception as exc:  # e.g. Telegram refuses the webhook URL
+                return f"tsur: a channel could not start: {exc}"
+        return ""
 
     async def close(self) -> None:
         self.stop.set()  # ends polling and the leader loop, which stops the scheduler
@@ -146,28 +154,46 @@ async def start_scheduler_role(running: Running) -> None:
     running.tasks.start("leader", running.leader.run(running.stop))
 
 
-async def _start_duties(running: Running) -> StopDuties:
-    from config.channels import start_channels
-    from notifications.scheduler import start_scheduler
+def build_jobs(system: System) -> Scheduler:
+    """The scheduler with every job (deadlines, surveys, broadcasts), not yet started."""
+    from notifications.broadcasts import BroadcastService
+    from notifications.scheduler import build_scheduler
 
-    system, settings = running.system, running.system.settings
-    stop, tasks = asyncio.Event(), Tasks()  # this term's: a lost lease ends them, not all
-    scheduler = start_scheduler(
-        system.database.uow, system.calendar, system.clock,
+    settings = system.settings
+    scheduler = build_scheduler(
+        system.database.uow, system.calendar, system.clock,  # type: ignore[arg-type]
         deadline_every=timedelta(minutes=settings.deadline_check_minutes),
         survey_every=timedelta(seconds=settings.survey_check_seconds),
         near_ratio=settings.deadline_near_ratio, operator_language=settings.language)
-    _, polling_view = channel_views(settings)
-    # no routes are mounted: every channel in webhook mode is blanked in this view
-    polled = start_channels(replace(system, settings=polling_view), tasks, stop,
-                            web.Application())
-    running.polled_channels = polled.names
+    broadcasts = BroadcastService(system.database, catalogue=system.catalogue,
+                                  clock=system.clock)
+    scheduler.every("broadcasts", timedelta(seconds=settings.broadcast_check_seconds),
+                    broadcasts.run_due)
+    return scheduler
+
+
+async def _start_duties(running: Running) -> StopDuties:
+    from config.channels import start_channels
+
+    system, settings = running.system, running.system.settings
+    stop, tasks = asyncio.Event(), Tasks()  # this term's: a lost lease ends them, not all
+    scheduler = build_jobs(system)
+    scheduler.start()
 
     async def stop_duties() -> None:
         stop.set()
         await scheduler.stop()
         await tasks.join()
 
+    try:
+        _, polling_view = channel_views(settings)
+        # no routes are mounted: every channel in webhook mode is blanked in this view
+        polled = start_channels(replace(system, settings=polling_view), tasks, stop,
+                                web.Application())
+    except BaseException:
+        await stop_duties()
+        raise
+    running.polled_channels = polled.names
     return stop_duties
 
 

@@ -37,8 +37,9 @@ async def serve(settings: Settings) -> None:
     """Migrate, start everything configured and wait for SIGINT/SIGTERM."""
     from bots.web import WebMessenger
     from domain.storage.migrate import upgrade_async
+    from notifications.broadcasts import BroadcastService
     from notifications.messenger import OnlineOnlyMessenger
-    from notifications.scheduler import start_scheduler
+    from notifications.scheduler import build_scheduler
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     await upgrade_async(settings.sqlalchemy_url)
@@ -52,11 +53,16 @@ async def serve(settings: Settings) -> None:
     workers = [web_worker, *start_outbox_workers(system, tasks)]
     app = build_web_app(system, web_messenger)
     channels = start_channels(system, tasks, stop, app)
-    scheduler = start_scheduler(
-        system.database.uow, system.calendar, system.clock,
+    scheduler = build_scheduler(
+        system.database.uow, system.calendar, system.clock,  # type: ignore[arg-type]
         deadline_every=timedelta(minutes=settings.deadline_check_minutes),
         survey_every=timedelta(seconds=settings.survey_check_seconds),
         near_ratio=settings.deadline_near_ratio, operator_language=settings.language)
+    broadcasts = BroadcastService(system.database, catalogue=system.catalogue,
+                                  clock=system.clock)
+    scheduler.every("broadcasts", timedelta(seconds=settings.broadcast_check_seconds),
+                    broadcasts.run_due)
+    scheduler.start()
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, settings.host, settings.port).start()

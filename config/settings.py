@@ -63,6 +63,7 @@ class Settings:
     deadline_near_ratio: float = 0.75
     deadline_check_minutes: int = 5
     survey_check_seconds: int = 60
+    broadcast_check_seconds: int = 30
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -104,6 +105,7 @@ class Settings:
             "deadline_near_ratio": float,
             "deadline_check_minutes": int,
             "survey_check_seconds": int,
+            "broadcast_check_seconds": int,
         }
         values: dict[str, object] = {}
         for f in fields(cls):

@@ -8,10 +8,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from config.cli import nlu, run, users
+from config.cli import broadcast, nlu, run, users
 from config.settings import Settings
 
-GROUPS = (run, users, nlu)
+GROUPS = (run, users, nlu, broadcast)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
+import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -154,3 +156,23 @@ def load(model_dir: Path | None = None, *, limit: int = 5) -> EmbeddedClassifier
     if not isinstance(model, Model):
         raise ValueError(f"{model_dir}: {MODEL_FILE} does not hold a tsur model")
     return EmbeddedClassifier(model, limit=limit)
+
+
+def load_shipped(cache_dir: Path, *, limit: int = 5) -> EmbeddedClassifier:
+    """The model of the shipped examples, trained once and kept in ``cache_dir`` under the
+    hash of the examples and the code that fits them, so later starts only load it."""
+    import sklearn
+
+    examples = load_nlu_yaml(SHIPPED_DATA)
+    code = hashlib.sha256(Path(__file__).with_name("embedded.py").read_bytes()
+                          + Path(__file__).read_bytes()).hexdigest()
+    key = hashlib.sha256(f"{data_hash(examples)}:{code}:{sklearn.__version__}".encode())
+    model_dir = Path(cache_dir) / key.hexdigest()[:16]
+    if not (model_dir / MODEL_FILE).is_file():
+        tmp = model_dir.with_name(model_dir.name + f".tmp{os.getpid()}")
+        save(fit(examples), tmp, examples)
+        try:
+            os.rename(tmp, model_dir)  # atomic: a reader sees no model or a whole one
+        except OSError:  # another process got there first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return load(model_dir, limit=limit)

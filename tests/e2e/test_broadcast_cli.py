@@ -15,18 +15,12 @@ from domain.citizen import Citizen, Identity
 from domain.storage import Database, sqlite_url
 
 ROOT = Path(__file__).resolve().parents[2]
-# Runs `tsur` with the broadcast group whether or not config/cli registers it yet.
-ENTRY = ("import sys, config.cli as cli\n"
-         "from config.cli import broadcast\n"
-         "if broadcast not in cli.GROUPS:\n"
-         "    cli.GROUPS = (*cli.GROUPS, broadcast)\n"
-         "sys.exit(cli.main(sys.argv[1:]))\n")
 
 
 def tsur(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TSUR_DATA_DIR": str(data), "TSUR_LOG_LEVEL": "WARNING"}
     env.pop("TSUR_DATABASE_URL", None)
-    return subprocess.run([sys.executable, "-c", ENTRY, *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "config.cli", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -140,3 +140,19 @@ def test_shipped_model_blends_both_heads(classifier: EmbeddedClassifier) -> None
 def test_fit_needs_labelled_examples() -> None:
     with pytest.raises(ValueError):
         fit([("нет воды", "housing", "no_water")])
+
+
+def test_the_shipped_model_is_trained_once_and_then_loaded(tmp_path, monkeypatch):
+    from dialogue.classifiers import training
+
+    first = training.load_shipped(tmp_path)
+    [cached] = list(tmp_path.iterdir())
+    assert (cached / training.MODEL_FILE).is_file()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the cached model should have been loaded")
+
+    monkeypatch.setattr(training, "fit", no_training)
+    again = training.load_shipped(tmp_path)
+    text = "третий день нет воды в доме на Ленина"
+    assert again.classify_sync(text) == first.classify_sync(text)
