@@ -102,6 +102,22 @@ class Portal:
 
 
 PORTAL = web.AppKey("portal", Portal)
+_STAFF_PATHS = ("/portal", "/login", "/logout", "/open311")
+
+
+@web.middleware
+async def refuse_nul(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A NUL character in a staff request's path, query or form is never meaningful and
+    PostgreSQL refuses it in text: answer 400 instead of failing deep in a query."""
+    if request.path.startswith(_STAFF_PATHS):
+        parts = [request.path, *request.query.keys(), *request.query.values()]
+        if request.method == "POST" and request.content_type in (
+                "application/x-www-form-urlencoded", "multipart/form-data"):
+            form = await request.post()
+            parts += [f"{k}={v}" for k, v in form.items() if isinstance(v, str)]
+        if any("\x00" in part for part in parts):
+            raise web.HTTPBadRequest(text="NUL characters are not accepted")
+    return await handler(request)
 
 
 def setup_portal(app: web.Application, *, database: Database, catalogue: Catalogue,
@@ -128,6 +144,7 @@ def setup_portal(app: web.Application, *, database: Database, catalogue: Catalog
 
     portal = Portal(database, catalogue, clock, calendar or WorkingCalendar(), secure_cookies)
     app[PORTAL] = portal
+    app.middlewares.append(refuse_nul)
     login.add_routes(app.router, portal)
     register.add_routes(app.router, portal)
     complaint.add_routes(app.router, portal)

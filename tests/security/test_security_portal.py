@@ -225,3 +225,25 @@ async def test_over_long_inputs_are_refused_politely(portal, http):
     async with http.post(f"{base}/reply", data={"text": "я" * 3_000_000, "csrf": csrf},
                          allow_redirects=False) as resp:
         assert resp.status == 413  # over the request size limit
+
+
+async def test_nul_characters_are_refused_with_400(portal, http):
+    """PostgreSQL refuses NUL in text; the portal answers 400 before any query runs."""
+    token = await login_token(http, portal.url)
+    async with http.post(portal.url + "/login", allow_redirects=False,
+                         data={"login": "adm\x00in", "password": PASSWORD,
+                               "csrf": token}) as resp:
+        assert resp.status == 400
+    csrf = await login(http, portal.url)
+    for params in ({"q": "вода\x00"}, {"actor": "a\x00"}):
+        async with http.get(portal.url + "/portal/complaints", params=params) as resp:
+            assert resp.status == 400
+    async with http.get(portal.url + "/portal/complaints/2026-000001%00") as resp:
+        assert resp.status == 400
+    number = portal.complaints[0].number
+    async with http.post(f"{portal.url}/portal/complaints/{number}/reply",
+                         data={"text": "ответ\x00", "csrf": csrf},
+                         allow_redirects=False) as resp:
+        assert resp.status == 400
+    async with http.get(portal.url + "/portal/complaints", params={"q": "%00 и _"}) as resp:
+        assert resp.status == 200  # the characters "%00" typed as text are fine
