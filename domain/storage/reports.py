@@ -208,7 +208,7 @@ def reopened_ever(dialect: str) -> Any:
     as the partial index ``ix_complaint_history_reopened`` (migration 0007) has it: the
     planners use a partial index only for a predicate they can match with its own."""
     h = HistoryRow
-    new = literal_column("(complaint_history.data ->> 'new')" if dialect == "postgresql"
+    new: Any = literal_column("(complaint_history.data ->> 'new')" if dialect == "postgresql"
                          else "JSON_EXTRACT(complaint_history.data, '$.\"new\"')")
     return exists().where(h.complaint_id == ComplaintRow.id,
                           h.kind == literal_column("'status'"),
@@ -341,7 +341,8 @@ async def place_rows(session: AsyncSession, period: Period, lookback: timedelta
              .where(c.created_at >= period.start - lookback, c.created_at < period.end,
                     c.status != "duplicate")
              .order_by(c.created_at, c.id))
-    return [PlaceRow(*row[:-1], float(row[-1])) for row in await session.execute(query)]
+    return [PlaceRow(*row[:-1], float(row[-1]))  # type: ignore[call-arg]
+            for row in await session.execute(query)]
 
 
 async def other_texts(session: AsyncSession, period: Period, limit: int = 3000) -> list[str]:
