@@ -39,6 +39,7 @@ class Trials:
     max_up: float = 2.0
     up: asyncio.Event = field(default_factory=asyncio.Event)
     starts: list[float] = field(default_factory=list)  # monotonic start of each life
+    ready_at: list[float] = field(default_factory=list)  # when each life was ready
     kills: list[float] = field(default_factory=list)
     current: Tsur | None = None
     before_kill: Callable[[int], Awaitable[None]] | None = None
@@ -47,6 +48,7 @@ class Trials:
         self.starts.append(time.monotonic())
         tsur = await self.launcher.start()
         await self.ready(tsur)
+        self.ready_at.append(time.monotonic())
         self.current = tsur
         self.up.set()
         return tsur
