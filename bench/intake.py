@@ -60,7 +60,9 @@ def line(label: str, r: load.Result) -> str:
     hper = r.harness_cpu / r.messages * 1000 if r.messages else float("nan")
     return (f"  {label:<22} {r.messages:6d} msg {r.rate:8.1f} msg/s  p50 {pct(r.full, .5):6.1f}"
             f"  p99 {pct(r.full, .99):7.1f} ms (first reply p99 {pct(r.first, .99):6.1f})"
-            f"  bot CPU {per:5.2f} ms/msg  harness {hper:5.2f}  errors {r.errors}")
+            f"  bot CPU {per:5.2f} ms/msg  harness {hper:5.2f}"
+            + (f"  PostgreSQL {r.db_cpu / r.messages * 1000:5.2f}" if r.db_cpu > 0 else "")
+            + f"  errors {r.errors}")
 
 
 async def count_complaints(url: str) -> int:
@@ -174,6 +176,7 @@ async def postgres_setup(args: argparse.Namespace, tmp: Path,
         tsur = await load.start("tsur-pg", "tsur", "webhook", w, db=url, data_dir=str(tmp),
                                 nlu=args.nlu, profile_dir=args.profile,
                                 pool_size=args.pool_size, sequence=args.what_if_sequence)
+        tsur.pg_database = "intake"
         try:
             found = await measure(
                 f"PostgreSQL, {w} processes, webhook (aiogram SimpleRequestHandler)",

@@ -85,6 +85,7 @@ class Deployment:
     webhook_urls: list[str] = field(default_factory=list)
     session: ClientSession | None = None
     per_step: list[int] = field(default_factory=list)  # replies per dialogue step
+    pg_database: str = ""  # to count the CPU of its PostgreSQL backends
 
     async def inject(self, user_id: int, make: Callable[[], dict[str, Any]]) -> float:
         """Create the update with the fake's helper and hand it to the bot; returns when."""
@@ -103,12 +104,28 @@ class Deployment:
 
     def cpu_seconds(self) -> float:
         """User + system CPU seconds used so far by the bot processes (from /proc)."""
-        total = 0
-        for proc in self.procs:
+        return proc_cpu(proc.pid for proc in self.procs)
+
+
+def proc_cpu(pids: Any) -> float:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu(database: str) -> float:
+    """CPU seconds of the PostgreSQL backends serving ``database`` (alive ones only)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])
-        return total / os.sysconf("SC_CLK_TCK")
+                cmd = (entry / "cmdline").read_bytes()
+                if cmd.startswith(b"postgres: ") and f" {database} ".encode() in cmd:
+                    pids.append(int(entry.name))
+    return proc_cpu(pids)
 
 
 async def start(name: str, kind: str, delivery: str, workers: int, *, db: str = "",
@@ -231,6 +248,7 @@ class Result:
     full: list[float] = field(default_factory=list)
     by_step: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
     bot_cpu: float = 0.0
+    db_cpu: float = 0.0
     harness_cpu: float = 0.0
 
     @property
@@ -290,9 +308,12 @@ async def run(dep: Deployment, *, citizens: int, concurrency: int, rate: float |
                 done.clear()
 
     cpu0, hcpu0, t0 = dep.cpu_seconds(), time.process_time(), time.monotonic()
+    db0 = postgres_cpu(dep.pg_database) if dep.pg_database else 0.0
     await asyncio.gather(*(lane() for _ in range(concurrency)))
     result.elapsed = time.monotonic() - t0
     result.bot_cpu = dep.cpu_seconds() - cpu0
     result.harness_cpu = time.process_time() - hcpu0
+    if dep.pg_database:
+        result.db_cpu = postgres_cpu(dep.pg_database) - db0
     dep.recorder.forget(set(done))
     return result
