@@ -55,6 +55,7 @@ async def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(tmp_path
         async with database.engine.connect() as conn:
             assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
             assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
+            assert (await conn.exec_driver_sql("PRAGMA synchronous")).scalar() == 1  # NORMAL
             assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 30_000
     finally:
         await database.dispose()
