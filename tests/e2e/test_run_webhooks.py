@@ -120,9 +120,33 @@ async def test_webhook_and_callback_modes_with_the_back_office(tmp_path: Path) -
                                                thread_id=card.thread_id)) == 200
             await tg.wait_for_message(TG_USER, "Бригада выехала", timeout=30)
 
-            # the VK citizen is served through the Callback API
-            assert await vk_event(vk.send_text(VK_USER, "/start")) == "200 ok"
-            await vk.wait_for_message(VK_USER, timeout=30)
+            # a VK citizen files one through the Callback API, with a geo location
+            async def vk_press(payload: str, next_prompt: str) -> Any:
+                [shown] = [m for m in vk.sent_to(VK_USER)[::-1]
+                           if payload in json.dumps(m.keyboard or {})][:1]
+                press = vk.press(VK_USER, {"p": payload}, shown.conversation_message_id)
+                assert await vk_event(press) == "200 ok"
+                return await vk.wait_for_message(VK_USER, next_prompt, timeout=30)
+
+            assert await vk_event(vk.send_text(VK_USER, PROBLEM)) == "200 ok"
+            await vk.wait_for_message(VK_USER, "Верно?", timeout=30)
+            await vk_press("cls:yes", "Пришлите фотографии")
+            await vk_press("photo:done", "Где находится проблема")
+            assert await vk_event(vk.send_text(VK_USER, "", geo=(42.8816, 47.6389))) == "200 ok"
+            await vk.wait_for_message(VK_USER, "Муниципалитет:", timeout=30)
+            await vk_press("mun:yes", "152-ФЗ")
+            await vk_press("consent:yes", "Проверьте ваше обращение")
+            done = await vk_press("cmp:submit", "зарегистрировано")
+            vk_number = done.text.split("№", 1)[1].split()[0]
+            assert vk_number != number
+
+            # its topic opens too, and the operator's words reach the citizen in VK
+            vk_card = await tg.wait_for_message(BACKOFFICE, vk_number, timeout=30)
+            assert vk_card.thread_id not in (None, card.thread_id)
+            assert await telegram(tg.send_text(OPERATOR, "Проверим насосную станцию",
+                                               chat_id=BACKOFFICE,
+                                               thread_id=vk_card.thread_id)) == 200
+            await vk.wait_for_message(VK_USER, "Проверим насосную станцию", timeout=30)
         finally:
             if proc.returncode is None:
                 await stop_tsur(proc, output)
