@@ -11,12 +11,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_tsur(env: dict[str, str], log_path: str, lease_seconds: float | None,
-             backoff: tuple[float, float, float] | None) -> None:
+             backoff: tuple[float, float, float] | None,
+             broadcast_batch: int | None = None) -> None:
     """What ``python -m config.cli run`` does, in a fork of the preloaded server.
 
     ``lease_seconds`` and ``backoff`` (base, factor, cap) shorten the outbox worker's
     claim lease and retry backoff: ``tsur run`` has no setting for them, and a trial
     cannot wait the production two minutes for a killed worker's claim to run out.
+    ``broadcast_batch`` makes the scheduler write a broadcast's recipients in smaller
+    transactions (the default 1000 would write a test's audience in one).
     """
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
@@ -33,6 +36,10 @@ def run_tsur(env: dict[str, str], log_path: str, lease_seconds: float | None,
         defaults["lease"] = timedelta(seconds=lease_seconds)
     if backoff is not None:
         defaults["backoff"] = Backoff(*backoff)
+    if broadcast_batch is not None:
+        from notifications.broadcasts import BroadcastService
+
+        BroadcastService.__init__.__kwdefaults__["batch_size"] = broadcast_batch
     from config.cli import main
 
     code = main(["run"])

@@ -42,7 +42,7 @@ class Trials:
     ready_at: list[float] = field(default_factory=list)  # when each life was ready
     kills: list[float] = field(default_factory=list)
     current: Tsur | None = None
-    before_kill: Callable[[int], Awaitable[None]] | None = None
+    after_kill: Callable[[int], None] | None = None
 
     async def start(self) -> Tsur:
         self.starts.append(time.monotonic())
@@ -66,9 +66,9 @@ class Trials:
         for trial in range(n):
             await self.start()
             await asyncio.sleep(self.rng.uniform(self.min_up, self.max_up))
-            if self.before_kill is not None:
-                await self.before_kill(trial)
             await self.kill()
+            if self.after_kill is not None:
+                self.after_kill(trial)
         return await self.start()
 
     def life_of(self, at: float) -> int:

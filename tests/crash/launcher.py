@@ -166,8 +166,10 @@ class Launcher:
 
     def __init__(self, server: ForkServer | None, env: dict[str, str], log_dir: Path, *,
                  lease_seconds: float | None = 3.0,
-                 backoff: tuple[float, float, float] | None = None) -> None:
+                 backoff: tuple[float, float, float] | None = None,
+                 broadcast_batch: int | None = None) -> None:
         self.server = server
+        self.broadcast_batch = broadcast_batch
         self.env = env
         self.log_dir = log_dir
         self.lease_seconds = lease_seconds
@@ -177,7 +179,8 @@ class Launcher:
     async def start(self, wait: bool = True) -> Tsur:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"tsur-{len(self.runs) + 1:03d}.log"
-        args = [dict(self.env), str(log_path), self.lease_seconds, self.backoff]
+        args = [dict(self.env), str(log_path), self.lease_seconds, self.backoff,
+                self.broadcast_batch]
         if self.server is not None:
             tsur = Tsur(self.server.spawn(args), self.server, None, log_path,
                         time.monotonic())

@@ -20,6 +20,7 @@ import config.cli  # noqa: F401
 import config.runtime  # noqa: F401
 import dialogue.engine  # noqa: F401
 import domain.storage.migrate  # noqa: F401
+import notifications.broadcasts  # noqa: F401
 import notifications.delivery  # noqa: F401
 import notifications.scheduler  # noqa: F401
 import portal  # noqa: F401

@@ -21,7 +21,6 @@ import asyncio
 import itertools
 import random
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -29,49 +28,15 @@ import pytest
 from aiohttp import ClientSession
 
 from tests.crash.citizens import Citizen, Step, TelegramCitizen, VkCitizen, WebCitizen
+from tests.crash.fakes import HoldingTelegram, RecordingTelegram, RecordingVK
 from tests.crash.harness import TRIALS, Trials, seed_from_env, summary_line, tracebacks
 from tests.crash.launcher import Launcher, Tsur
 from tests.crash.report import report
 from tests.crash.system import free_port, other_process, rows, tsur_env
-from tests.fakes.telegram import FakeTelegram
-from tests.fakes.vk import FakeVK
 
 PROBLEM = "В Каспийске на улице Ленина третий день нет воды в доме {n}"
 SLOTS = {"telegram": 3, "vk": 2, "web": 2}  # citizens writing at the same time
 GROUP_ID = 218000077
-
-
-class RecordingTelegram(FakeTelegram):
-    """Remembers when each update was handed out by ``getUpdates`` and when a later
-    ``getUpdates`` confirmed it (times of the requests, which name the asking life)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.handed: defaultdict[int, list[float]] = defaultdict(list)
-        self.confirmed: dict[int, float] = {}
-
-    async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
-        asked = time.monotonic()
-        offset = int(params.get("offset") or 0)
-        for update in self.world.updates:
-            if offset > 0 and update["update_id"] < offset:
-                self.confirmed.setdefault(update["update_id"], asked)
-        result = await super()._get_updates(params)
-        for update in result:
-            self.handed[update["update_id"]].append(asked)
-        return result
-
-
-class RecordingVK(FakeVK):
-    """Remembers when each long-poll request came (to know a restarted bot is polling)."""
-
-    def __init__(self, group_id: int) -> None:
-        super().__init__(group_id)
-        self.polls: list[float] = []
-
-    async def _long_poll(self, request: Any) -> Any:
-        self.polls.append(time.monotonic())
-        return await super()._long_poll(request)
 
 
 def complaints_of(db: Path, channel: str, user: str) -> list[dict[str, Any]]:
@@ -192,25 +157,6 @@ async def test_citizens_filing_complaints_lose_nothing_across_kill_9(
         tg_confirmed_unhandled=dropped,
         submit_answer_lost=sum(c.submit_unanswered for c in citizens),
         seconds=round(time.monotonic() - began)))
-
-
-class HoldingTelegram(RecordingTelegram):
-    """Holds back the ``getUpdates`` that would confirm update ``hold_from`` and later
-    ones, as if the process died before asking: Telegram then hands them out again."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.hold_from: int | None = None
-        self.released = asyncio.Event()
-
-    async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
-        offset = int(params.get("offset") or 0)
-        if self.hold_from is not None and offset > self.hold_from:
-            await self.released.wait()
-            from tests.fakes.telegram_checks import ApiError
-
-            raise ApiError(409, "Conflict: terminated by other getUpdates request")
-        return await super()._get_updates(params)
 
 
 @pytest.mark.xfail(strict=True, reason="bug: the engine has no idempotency for a redelivered "
