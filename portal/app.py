@@ -39,6 +39,7 @@ NAVIGATION: list[tuple[Permission, str, str]] = [
     (Permission.VIEW_AUDIT, "/portal/audit", N_("Audit log")),
     (Permission.VIEW_RATINGS, "/portal/ratings", N_("Ratings")),
     (Permission.VIEW_RATINGS, "/portal/reports", N_("Reports")),
+    (Permission.MANAGE_BROADCASTS, "/portal/broadcasts", N_("Broadcasts")),
 ]
 
 
@@ -133,6 +134,7 @@ def setup_portal(app: web.Application, *, database: Database, catalogue: Catalog
     from portal.open311 import setup_open311
     from portal.views import (
         audit,
+        broadcasts,
         complaint,
         deadlines,
         export,
@@ -152,6 +154,7 @@ def setup_portal(app: web.Application, *, database: Database, catalogue: Catalog
     audit.add_routes(app.router, portal)
     ratings.add_routes(app.router, portal)
     reports.add_routes(app.router, portal)
+    broadcasts.add_routes(app.router, portal)
     # ?format=csv|xlsx on the register and the deadline board, with their own guards
     app.middlewares.append(export.export_middleware(export.page_exporters(portal)))
     setup_open311(app, database=database, catalogue=catalogue, clock=clock,
