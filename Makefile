@@ -60,7 +60,7 @@ lint: install
 	$(BIN)/mypy
 
 test: install system-deps lint
-	TSUR_REQUIRE_POSTGRES=1 TSUR_REQUIRE_BROWSER=1 $(BIN)/pytest -q
+	TSUR_REQUIRE_POSTGRES=1 TSUR_REQUIRE_REDIS=1 TSUR_REQUIRE_BROWSER=1 $(BIN)/pytest -q --durations=30
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
