@@ -13,11 +13,13 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import ClientError, ClientSession, FormData, WSMsgType
 
 from tests.crash.harness import Trials
+from tests.crash.system import rows
 from tests.fakes.images import png_bytes
 
 KASPIYSK = (42.8816, 47.6389)
@@ -220,6 +222,7 @@ class Citizen:
     submit_unanswered: bool = False  # pressed submit, then was shown the main menu
     silent: list[Step] = field(default_factory=list)  # no answer, and no kill to blame
     apologies: int = 0
+    patience: float = SILENCE  # seconds to wait for an answer when no kill intervened
 
     @property
     def acked(self) -> list[Step]:
@@ -251,11 +254,22 @@ class Citizen:
                 return Step("press", payload)
         if not burst or "menu:new" in payloads:
             return Step("text", self.problem)
-        raise AssertionError(f"{self.driver.channel}:{self.driver.user}: what now? {burst}")
+        return Step("wait")  # the rest of the answer is still on its way
 
     async def run(self) -> None:
         burst: list[Shown] = []
+        start = 0
+        waiting_since: float | None = None
         while (step := self.decide(burst)) is not None:
+            if step.action == "wait":
+                waiting_since = waiting_since or time.monotonic()
+                if time.monotonic() - waiting_since > self.patience + SILENCE:
+                    raise AssertionError(f"{self.driver.channel}:{self.driver.user}: "
+                                         f"what now? {burst}")
+                await asyncio.sleep(0.1)
+                burst = self.driver.shown()[start:]
+                continue
+            waiting_since = None
             await self.trials.when_up()
             before = len(self.driver.shown())
             step.life = len(self.trials.starts) - 1
@@ -269,7 +283,7 @@ class Citizen:
             reply = await self._reply(before, step)
             if reply is not None:
                 step.acked = True
-                burst = reply
+                burst, start = reply, before
                 self.apologies += sum(APOLOGY in m.text for m in reply)
 
     async def _do(self, step: Step) -> Any:
@@ -294,7 +308,7 @@ class Citizen:
                 if (self.trials.up.is_set() and len(self.trials.ready_at) > life
                         and now - ready > GRACE):
                     return None
-            elif now - sent_at > SILENCE:
+            elif now - sent_at > self.patience:
                 self.silent.append(step)
                 return None
             await asyncio.sleep(0.03)
@@ -305,3 +319,49 @@ class Citizen:
             if len(self.driver.shown()) != count:
                 count, quiet_since = len(self.driver.shown()), time.monotonic()
         return self.driver.shown()[before:]
+
+
+# --- what the database holds ---------------------------------------------------------------
+
+def complaints_of(db: Path, channel: str, user: str) -> list[dict[str, Any]]:
+    found = rows(db, "SELECT c.* FROM complaints c JOIN identities i ON i.citizen_id = "
+                     "c.citizen_id WHERE i.channel = ? AND i.external_id = ?", channel, user)
+    out = []
+    for row in found:
+        complaint = dict(row)
+        complaint["photos"] = [r["ref"] for r in rows(
+            db, "SELECT ref FROM complaint_photos WHERE complaint_id = ? ORDER BY position",
+            complaint["id"])]
+        out.append(complaint)
+    return out
+
+
+def check_citizen(db: Path, c: Citizen, *, replies_may_fail: bool = False) -> list[str]:
+    """What is wrong with what the database holds for citizen ``c``. With
+    ``replies_may_fail`` (the fault suite), a step left unanswered is no failure: the
+    bot's reply may have failed for good and the citizen sent the step again."""
+    who = f"{c.driver.channel}:{c.driver.user}"
+    found = complaints_of(db, c.driver.channel, c.driver.user)
+    problems = []
+    if len(found) > 1:
+        problems.append(f"{who} filed once but has {len(found)} complaints")
+    if c.number is not None and c.number not in [f["number"] for f in found]:
+        problems.append(f"{who} was told №{c.number} but it is not in the database")
+    if (c.number or c.submit_unanswered) and not found:
+        problems.append(f"{who}: the submit was taken (a later press was stale), "
+                        "yet there is no complaint")
+    for f in found:
+        if f["text"] != c.problem or f["municipality"] != "kaspiysk" or f["latitude"] is None:
+            problems.append(f"{who}: complaint {f['number']} lost a step: "
+                            f"{f['text']!r} {f['municipality']} {f['latitude']}")
+        refs = f["photos"]
+        if len(set(refs)) != len(refs):
+            problems.append(f"{who}: the same photo recorded twice: {refs}")
+        if not c.photos(acked=True) <= len(refs) <= c.photos():
+            problems.append(f"{who}: {len(refs)} photos stored, {c.photos()} sent, "
+                            f"{c.photos(acked=True)} acknowledged")
+    if c.silent and not replies_may_fail:
+        problems.append(f"{who}: unanswered with no kill to blame: {c.silent}")
+    if c.apologies:
+        problems.append(f"{who}: the bot apologised {c.apologies} times")
+    return problems

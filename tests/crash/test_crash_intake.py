@@ -27,7 +27,15 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession
 
-from tests.crash.citizens import Citizen, Step, TelegramCitizen, VkCitizen, WebCitizen
+from tests.crash.citizens import (
+    Citizen,
+    Step,
+    TelegramCitizen,
+    VkCitizen,
+    WebCitizen,
+    check_citizen,
+    complaints_of,
+)
 from tests.crash.fakes import HoldingTelegram, RecordingTelegram, RecordingVK
 from tests.crash.harness import TRIALS, Trials, seed_from_env, summary_line, tracebacks
 from tests.crash.launcher import Launcher, Tsur
@@ -37,48 +45,6 @@ from tests.crash.system import free_port, other_process, rows, tsur_env
 PROBLEM = "В Каспийске на улице Ленина третий день нет воды в доме {n}"
 SLOTS = {"telegram": 3, "vk": 2, "web": 2}  # citizens writing at the same time
 GROUP_ID = 218000077
-
-
-def complaints_of(db: Path, channel: str, user: str) -> list[dict[str, Any]]:
-    found = rows(db, "SELECT c.* FROM complaints c JOIN identities i ON i.citizen_id = "
-                     "c.citizen_id WHERE i.channel = ? AND i.external_id = ?", channel, user)
-    out = []
-    for row in found:
-        complaint = dict(row)
-        complaint["photos"] = [r["ref"] for r in rows(
-            db, "SELECT ref FROM complaint_photos WHERE complaint_id = ? ORDER BY position",
-            complaint["id"])]
-        out.append(complaint)
-    return out
-
-
-def check_citizen(db: Path, c: Citizen) -> list[str]:
-    """What is wrong with what the database holds for citizen ``c``."""
-    who = f"{c.driver.channel}:{c.driver.user}"
-    found = complaints_of(db, c.driver.channel, c.driver.user)
-    problems = []
-    if len(found) > 1:
-        problems.append(f"{who} filed once but has {len(found)} complaints")
-    if c.number is not None and c.number not in [f["number"] for f in found]:
-        problems.append(f"{who} was told №{c.number} but it is not in the database")
-    if (c.number or c.submit_unanswered) and not found:
-        problems.append(f"{who}: the submit was taken (a later press was stale), "
-                        "yet there is no complaint")
-    for f in found:
-        if f["text"] != c.problem or f["municipality"] != "kaspiysk" or f["latitude"] is None:
-            problems.append(f"{who}: complaint {f['number']} lost a step: "
-                            f"{f['text']!r} {f['municipality']} {f['latitude']}")
-        refs = f["photos"]
-        if len(set(refs)) != len(refs):
-            problems.append(f"{who}: the same photo recorded twice: {refs}")
-        if not c.photos(acked=True) <= len(refs) <= c.photos():
-            problems.append(f"{who}: {len(refs)} photos stored, {c.photos()} sent, "
-                            f"{c.photos(acked=True)} acknowledged")
-    if c.silent:
-        problems.append(f"{who}: unanswered with no kill to blame: {c.silent}")
-    if c.apologies:
-        problems.append(f"{who}: the bot apologised {c.apologies} times")
-    return problems
 
 
 async def test_citizens_filing_complaints_lose_nothing_across_kill_9(
