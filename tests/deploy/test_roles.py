@@ -228,3 +228,45 @@ async def test_all_in_one_still_does_everything(tsur):
         await tg.wait_for(lambda: tg.calls_of("getUpdates"), timeout=30)
         assert await one.stop() == 0
         one.assert_clean()
+
+
+def test_webhook_channels_are_the_web_processes_and_polled_ones_the_leaders():
+    from config.roles import channel_views
+    from config.settings import Settings
+
+    both_polled = Settings(telegram_token="1:t", vk_token="v", vk_group_id=1)
+    web, polling = channel_views(both_polled)
+    assert (web.telegram_token, web.vk_token) == ("", "")
+    assert (polling.telegram_token, polling.vk_token) == ("1:t", "v")
+    hooked = Settings(telegram_token="1:t", telegram_webhook_url="https://x/hook",
+                      vk_token="v", vk_group_id=1)
+    web, polling = channel_views(hooked)
+    assert (web.telegram_token, web.vk_token) == ("1:t", "")
+    assert (polling.telegram_token, polling.vk_token) == ("", "v")
+
+
+@pytest.mark.parametrize("env", [
+    {"TSUR_LEADER_LOCK": "zookeeper"},
+    {"TSUR_LEADER_LOCK": "redis"},  # without TSUR_REDIS_URL
+    {"TSUR_LEADER_LOCK": "postgres"},  # on SQLite
+    {"TSUR_LEADER_CHECK_SECONDS": "0"},
+    {"TSUR_REUSE_PORT": "maybe"},
+])
+def test_deployment_settings_are_checked(env: dict[str, str]) -> None:
+    from config.settings import Settings
+
+    with pytest.raises(ValueError, match="TSUR_"):
+        Settings.from_env(env)
+
+
+def test_deployment_settings_defaults() -> None:
+    from config.settings import Settings
+
+    s = Settings.from_env({"TSUR_REDIS_URL": "redis://r:6379/2", "TSUR_REUSE_PORT": "yes",
+                           "TSUR_LEADER_CHECK_SECONDS": "0.5"})
+    assert (s.redis_url, s.reuse_port, s.leader_check_seconds) == ("redis://r:6379/2",
+                                                                   True, 0.5)
+    d = Settings.from_env({})
+    assert (d.redis_url, d.leader_lock, d.leader_check_seconds, d.reuse_port) == (
+        "", "auto", 2.0, False)
+    assert "redis://" not in repr(s)  # may carry a password
