@@ -44,6 +44,18 @@ class Backoff:
         return step / 2 + step / 2 * jitter
 
 
+def round_robin(batch: list[OutboxMessage]) -> list[OutboxMessage]:
+    """The batch with each chat's messages spread out: within a priority, every chat's
+    first message, then every chat's second, and so on. Each chat keeps its own order, but
+    a chat waiting out its per-chat pace no longer holds the other chats back."""
+    nth: dict[str, int] = {}
+    keyed = []
+    for index, message in enumerate(batch):
+        keyed.append((-message.priority, nth.get(message.chat_id, 0), index, message))
+        nth[message.chat_id] = nth.get(message.chat_id, 0) + 1
+    return [message for *_, message in sorted(keyed, key=lambda k: k[:3])]
+
+
 class DeliveryWorker:
     """Delivers one channel's outbox through its :class:`Messenger`.
 
@@ -109,6 +121,7 @@ class DeliveryWorker:
             batch = await uow.outbox.claim(self.channel, claimed_at, limit=self.batch_size,
                                            lease=self.lease, token=token)
             await uow.commit()
+        batch = round_robin(batch)
         # leave a margin so a message is never sent after its lease has run out
         deadline = claimed_at + self.lease * 0.75
         self._gone = set()
