@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from dialogue.flows import PROMPTS, dispatch
 from dialogue.flows.base import Context, Deps
@@ -28,6 +29,21 @@ from domain.services import get_or_create_citizen
 
 log = logging.getLogger(__name__)
 MAX_NAME = 200  # the citizens.name column; PostgreSQL refuses longer values and NUL
+
+
+SEEN = "seen"  # conversation data: the last messages handled, to know one redelivered
+SEEN_KEPT = 5
+
+
+def fingerprint(msg: IncomingMessage) -> list[Any] | None:
+    """What tells a platform's redelivery of a message (after a crash, before the platform
+    heard it was handled) from a new one: its time stamp and content. ``None`` without a
+    time stamp (button presses): those are checked against the step anyway."""
+    if msg.received_at is None:
+        return None
+    location = [msg.location.latitude, msg.location.longitude] if msg.location else None
+    return [msg.received_at.isoformat(), msg.text, msg.payload,
+            [a.ref for a in msg.attachments], location]
 
 
 class KeyedLocks:
@@ -94,7 +110,16 @@ class Engine:
                 language = normalize_language(citizen.language, self._default_language)
                 ctx = Context(msg, uow, citizen, conversation, self._deps, now,
                               get_translator(language), PROMPTS)
-                await dispatch(ctx)
+                mark = fingerprint(msg)
+                seen = list((conversation.data or {}).get(SEEN, ()))
+                if mark is not None and mark in seen:
+                    # handled before the process died, and handed out again: answer, but
+                    # do not record it twice (a photo, details added to a complaint)
+                    await ctx.prompt()
+                else:
+                    await dispatch(ctx)
+                    if mark is not None:  # after dispatch: a finished step clears the data
+                        ctx.data[SEEN] = [*seen[1 - SEEN_KEPT:], mark]
                 conversation.updated_at = now
                 await uow.conversations.save(conversation)
                 await uow.commit()

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp import ClientSession
 
 from tests.crash.citizens import (
@@ -125,8 +124,6 @@ async def test_citizens_filing_complaints_lose_nothing_across_kill_9(
         seconds=round(time.monotonic() - began)))
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the engine has no idempotency for a redelivered "
-                   "update; the same photo is stored twice")
 async def test_a_photo_redelivered_after_kill_9_is_recorded_once(
         tmp_path: Path, fork_server) -> None:
     """The bot took a photo and said so; the process died before Telegram heard the
