@@ -259,16 +259,17 @@ class Citizen:
     async def run(self) -> None:
         burst: list[Shown] = []
         start = 0
+        last: Step | None = None
         waiting_since: float | None = None
         while (step := self.decide(burst)) is not None:
-            if step.action == "wait":
+            if step.action == "wait":  # a partial answer: the rest should follow
                 waiting_since = waiting_since or time.monotonic()
-                if time.monotonic() - waiting_since > self.patience + SILENCE:
-                    raise AssertionError(f"{self.driver.channel}:{self.driver.user}: "
-                                         f"what now? {burst}")
-                await asyncio.sleep(0.1)
-                burst = self.driver.shown()[start:]
-                continue
+                assert last is not None
+                if not self._gave_up(last, waiting_since):
+                    await asyncio.sleep(0.1)
+                    burst = self.driver.shown()[start:]
+                    continue
+                step = Step(last.action, last.value)  # the rest is lost: send it again
             waiting_since = None
             await self.trials.when_up()
             before = len(self.driver.shown())
@@ -280,11 +281,25 @@ class Citizen:
                 await asyncio.sleep(0.05)  # the web chat's server died under us: try again
                 continue
             self.steps.append(step)
+            last = step
             reply = await self._reply(before, step)
             if reply is not None:
                 step.acked = True
                 burst, start = reply, before
                 self.apologies += sum(APOLOGY in m.text for m in reply)
+
+    def _gave_up(self, step: Step, since: float) -> bool:
+        """Whether the rest of a partial answer to ``step`` will not come: the bot was
+        killed after the first part and, restarted, said nothing more; or (no kill) the
+        citizen's patience ran out, which counts as a silent step."""
+        now = time.monotonic()
+        if len(self.trials.starts) - 1 > step.life:
+            return (self.trials.up.is_set() and len(self.trials.ready_at) > step.life + 1
+                    and now - max(self.trials.ready_at[-1], since) > GRACE)
+        if now - since > self.patience:
+            self.silent.append(step)
+            return True
+        return False
 
     async def _do(self, step: Step) -> Any:
         d = self.driver

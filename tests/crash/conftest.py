@@ -7,23 +7,15 @@ interpreter instead of a fork of a preloaded one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.crash.launcher import SPAWN, ForkServer
+from tests.crash.launcher import ForkServer, shared_fork_server
 from tests.crash.report import REPORT
 
 
 @pytest.fixture(scope="session")
-def fork_server() -> Iterator[ForkServer | None]:
-    if SPAWN != "fork":
-        yield None
-        return
-    server = ForkServer()
-    server.start()
-    yield server
-    server.close()
+def fork_server() -> ForkServer | None:
+    return shared_fork_server()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -131,11 +131,27 @@ async def wait_until(predicate: Callable[[], Awaitable[bool] | bool], timeout: f
         await asyncio.sleep(every)
 
 
+# Known and reported: ``Scheduler.stop`` lets APScheduler cancel a job that is running
+# when ``tsur run`` is stopped (tests/faults/test_fault_shutdown.py); its traceback is no
+# failure of the suite under trial.
+KNOWN = ("apscheduler.executors.default: Job", "asyncio.exceptions.CancelledError")
+
+
 def tracebacks(text: str) -> list[str]:
-    """The tracebacks in a log, each with the line before it (the logger's message)."""
+    """The tracebacks in a log, each with the line before it (the logger's message) and
+    the exception, leaving out the known one above."""
     lines = text.splitlines()
-    return ["\n".join(lines[max(0, i - 1):i + 3]) for i, line in enumerate(lines)
-            if line.startswith("Traceback")]
+    found = []
+    for i, line in enumerate(lines):
+        if not line.startswith("Traceback"):
+            continue
+        end = next((j for j in range(i + 1, len(lines)) if not lines[j].startswith(" ")),
+                   len(lines) - 1)
+        before = lines[i - 1] if i else ""
+        if KNOWN[0] in before and lines[end].startswith(KNOWN[1]):
+            continue
+        found.append("\n".join([before, *lines[i:i + 3], "  ...", lines[end]]))
+    return found
 
 
 def summary_line(name: str, **counts: Any) -> str:

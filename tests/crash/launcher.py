@@ -15,6 +15,7 @@ and sockets, and :meth:`Tsur.kill` is a ``kill -9``.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import signal
@@ -98,6 +99,22 @@ class ForkServer:
         self.process.stdin.close()
         self.process.wait(30)
         self.process = None
+
+
+_shared: ForkServer | None = None
+
+
+def shared_fork_server() -> ForkServer | None:
+    """The one fork server of this test process (started on first use, closed at exit),
+    or None when ``TSUR_CRASH_SPAWN=exec``; the crash and fault suites share it."""
+    global _shared
+    if SPAWN != "fork":
+        return None
+    if _shared is None:
+        _shared = ForkServer()
+        _shared.start()
+        atexit.register(_shared.close)
+    return _shared
 
 
 @dataclass

@@ -54,14 +54,10 @@ from tests.fakes.telegram import FakeTelegram
 CITIZENS = 40
 FIRST_USER = 5_300_000
 PACE = 0.12  # seconds between an operator's actions: the work spans all the trials
-# Each operator first takes every complaint into work, then answers each: two messages to
-# one chat in a row would make the worker wait out Telegram's per-chat pace between them,
-# holding every other chat back (see tests/faults/test_fault_delivery.py).
 
 
 async def seed_complaints(system, users: list[int]) -> list[tuple[int, str]]:
-    """Two complaints per Telegram citizen, filed as the dialogue files them; in the order
-    u0, u1, ... u0, u1, ... so that neighbours in the outbox are different chats."""
+    """Two complaints per Telegram citizen, filed as the dialogue files them."""
     filed = []
     async with system.database.uow() as uow:
         for index, user in enumerate(users * 2):
@@ -109,8 +105,8 @@ async def test_operator_replies_reach_telegram_across_kill_9(
                 await trials.when_up()
                 while not await op.log_in():
                     await trials.when_up()
-                for action in ("status", "reply"):
-                    for _, number in work:
+                for _, number in work:
+                    for action in ("status", "reply"):
                         form = ({"status": "in_progress", "reason": "Принято"}
                                 if action == "status"
                                 else {"text": f"По обращению {number} бригада выехала"})
@@ -127,8 +123,8 @@ async def test_operator_replies_reach_telegram_across_kill_9(
                         await asyncio.sleep(PACE)
 
         async def domain_operator(work: list[tuple[int, str]]) -> None:
-            for action in ("status", "reply"):
-                for complaint_id, number in work:
+            for complaint_id, number in work:
+                for action in ("status", "reply"):
                     await trials.when_up()
                     async with system.database.uow() as uow:
                         if action == "status":

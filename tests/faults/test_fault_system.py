@@ -30,7 +30,7 @@ from domain.complaint import Status
 from domain.services import answer_complaint, change_status
 from notifications.broadcasts import BroadcastService
 from tests.crash.citizens import Citizen, TelegramCitizen, VkCitizen, WebCitizen, check_citizen
-from tests.crash.harness import Trials, seed_from_env, summary_line, tracebacks, wait_until
+from tests.crash.harness import KNOWN, Trials, seed_from_env, summary_line, tracebacks, wait_until
 from tests.crash.launcher import Launcher, Tsur
 from tests.crash.report import report
 from tests.crash.system import free_port, now, other_process, rows, tsur_env
@@ -143,13 +143,14 @@ async def test_tsur_run_delivers_everything_while_a_fifth_of_the_calls_fail(
     assert twice <= tg.lost_replies["sendmessage"], (twice, tg.lost_replies)
     log = launcher.runs[0].log()
     assert tracebacks(log) == [], tracebacks(log)[:3]
-    errors = [line for line in log.splitlines() if " ERROR " in line]
+    errors = [line for line in log.splitlines() if " ERROR " in line and KNOWN[0] not in line]
     assert errors == [], errors[:5]
     steps = [s for c in citizens for s in c.steps]
     report("faults", summary_line(
         "tsur run", seed=seed, citizens=len(citizens),
         complaints=len(rows(db, "SELECT id FROM complaints")),
-        accepted=sum(s.acked for s in steps), replies_given_up=sum(not s.acked for s in steps),
+        accepted=sum(s.acked for s in steps),
+        replies_given_up=sum(len(c.silent) for c in citizens),
         outbox_delivered=len(outbox), telegram_faults=dict(tg.faults),
         vk_faults=dict(vk.faults), outbox_shown_twice=twice,
         warnings=sum(" WARNING " in line for line in log.splitlines()),
