@@ -99,6 +99,10 @@ class Duplicates:
     def worst(self) -> int:
         return max(self.per_life.values(), default=0)
 
+    def per_kill(self, kills: int) -> str:
+        """Duplicates charged to each kill, one digit per trial."""
+        return "".join(str(min(self.per_life[life], 9)) for life in range(kills))
+
 
 def duplicates(sends: Iterable[tuple[Hashable, float]], trials: Trials) -> Duplicates:
     """``sends`` are (message key, time the platform got it). A repeated send is allowed

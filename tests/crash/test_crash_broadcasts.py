@@ -147,4 +147,6 @@ async def test_broadcasts_reach_everyone_once_across_kill_9(
         delivered=BROADCASTS * (TG_CITIZENS + VK_CITIZENS), tg_duplicates=tg_dups.total,
         vk_resends_deduplicated_by_vk=vk_dups.total,
         max_per_kill=max(tg_dups.worst, vk_dups.worst),
+        tg_per_kill=tg_dups.per_kill(len(trials.kills)),
+        vk_per_kill=vk_dups.per_kill(len(trials.kills)),
         seconds=round(time.monotonic() - began)))

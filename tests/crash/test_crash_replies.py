@@ -175,4 +175,5 @@ async def test_operator_replies_reach_telegram_across_kill_9(
         "replies", seed=seed, trials=TRIALS, kills=len(trials.kills),
         accepted=len(acked), applied_unacknowledged=applied_unacked,
         delivered=len(outbox), duplicates=dups.total, max_per_kill=dups.worst,
+        per_kill=dups.per_kill(len(trials.kills)),
         seconds=round(time.monotonic() - began)))
