@@ -101,16 +101,16 @@ class Scheduler:
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop ticking and let a run in progress finish (each batch is a transaction, so
         a run cut short by the timeout loses nothing)."""
-        _RUNNING.pop(self.key, None)
-        if self._aps is not None:
-            self._aps.shutdown(wait=False)
-            self._aps = None
+        _RUNNING.pop(self.key, None)  # a tick that fires from now on does nothing
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
-            for task in pending:  # a run stuck longer than that: cut it short, lose nothing
+            for task in pending:  # a run stuck longer than that: cut it short
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
+        if self._aps is not None:  # only now: shutting APScheduler down cancels its jobs
+            self._aps.shutdown(wait=False)
+            self._aps = None
 
     @property
     def aps(self) -> AsyncIOScheduler | None:

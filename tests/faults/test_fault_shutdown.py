@@ -13,9 +13,6 @@ from notifications.scheduler import Scheduler
 from tests.fakes.messenger import FakeClock
 
 
-@pytest.mark.xfail(strict=True, reason="Scheduler.stop shuts APScheduler down first, which "
-                   "cancels the running job: the run is cut short and APScheduler logs a "
-                   "CancelledError traceback")
 async def test_stopping_the_scheduler_lets_the_running_job_finish(
         caplog: pytest.LogCaptureFixture) -> None:
     started, finished = asyncio.Event(), asyncio.Event()

@@ -72,7 +72,7 @@ def post_routes(portal_url: str, number: str) -> list[str]:
             continue
         info = route.resource.get_info() if route.resource else {}
         path = info.get("path") or info.get("formatter", "")
-        paths.append(portal_url + path.replace("{number}", number))
+        paths.append(portal_url + path.replace("{number}", number).replace("{id}", "1"))
     return sorted(set(paths))
 
 
