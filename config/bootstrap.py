@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from config.settings import Settings
 from dialogue.engine import Engine
@@ -35,11 +36,15 @@ class System:
     calendar: WorkingCalendar
     engine: Engine
     clock: Callable[[], datetime] = utc_now
+    # makes a channel's rate limiter: per process by default, shared through Redis when
+    # TSUR_REDIS_URL is set (config.roles)
+    limiters: Callable[[str, RateLimit], Any] = field(
+        default=lambda channel, limit: RateLimiter(limit))
 
     def delivery_worker(self, channel: str, messenger: Messenger, *,
                         limit: RateLimit | None = None) -> DeliveryWorker:
         """An outbox worker for ``channel``, paced at ``limit`` (default: the platform's)."""
-        limiter = RateLimiter(limit or DEFAULT_LIMITS.get(channel, RateLimit()))
+        limiter = self.limiters(channel, limit or DEFAULT_LIMITS.get(channel, RateLimit()))
         return DeliveryWorker(self.database.uow, channel, messenger, limiter=limiter,
                               clock=self.clock)
 

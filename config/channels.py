@@ -131,7 +131,7 @@ def _start_backoffice_worker(system: System, tasks: Tasks) -> DeliveryWorker:
     forum group. One overall pace: every row names a complaint's topic, not the group."""
     from bots.backoffice.messenger import BackofficeDeliveryWorker, BackofficeMessenger
     from bots.telegram import make_bot
-    from notifications.ratelimit import RateLimit, RateLimiter
+    from notifications.ratelimit import RateLimit
 
     settings = system.settings
     bot = make_bot(settings.telegram_token, settings.telegram_api_url or None)
@@ -139,7 +139,8 @@ def _start_backoffice_worker(system: System, tasks: Tasks) -> DeliveryWorker:
         system.database.uow,
         BackofficeMessenger(bot, system.database, system.catalogue,
                             settings.telegram_backoffice_chat_id, clock=system.clock),
-        limiter=RateLimiter(RateLimit(per_second=0.3, burst=5)),  # Telegram: ~20/min a group
+        # Telegram: ~20 messages a minute into one group; shared by every worker process
+        limiter=system.limiters("backoffice", RateLimit(per_second=0.3, burst=5)),
         clock=system.clock)
     tasks.start("outbox:backoffice", _run_then_close(worker, bot.session.close))
     return worker

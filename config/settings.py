@@ -64,6 +64,10 @@ class Settings:
     deadline_check_minutes: int = 5
     survey_check_seconds: int = 60
     broadcast_check_seconds: int = 30
+    redis_url: str = field(default="", repr=False)  # redis://…: limits shared by processes
+    leader_lock: str = "auto"  # auto | postgres | redis | file | none: one active scheduler
+    leader_check_seconds: float = 2.0
+    reuse_port: bool = False  # several `web` processes on one host share TSUR_PORT
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -106,6 +110,8 @@ class Settings:
             "deadline_check_minutes": int,
             "survey_check_seconds": int,
             "broadcast_check_seconds": int,
+            "leader_check_seconds": float,
+            "reuse_port": _bool,
         }
         values: dict[str, object] = {}
         for f in fields(cls):
@@ -124,6 +130,15 @@ class Settings:
         if not 0 < settings.deadline_near_ratio < 1:
             raise ValueError("TSUR_DEADLINE_NEAR_RATIO must be between 0 and 1")
         settings.operator_roles()  # validates TSUR_OPERATORS now, not at the first message
+        if settings.leader_lock not in ("auto", "postgres", "redis", "file", "none"):
+            raise ValueError("TSUR_LEADER_LOCK must be auto, postgres, redis, file or none")
+        if settings.leader_lock == "redis" and not settings.redis_url:
+            raise ValueError("TSUR_LEADER_LOCK=redis needs TSUR_REDIS_URL")
+        if settings.leader_lock == "postgres" and not settings.sqlalchemy_url.startswith(
+                "postgresql"):
+            raise ValueError("TSUR_LEADER_LOCK=postgres needs a PostgreSQL TSUR_DATABASE_URL")
+        if not 0 < settings.leader_check_seconds <= 60:
+            raise ValueError("TSUR_LEADER_CHECK_SECONDS must be in (0, 60]")
         if bool(settings.vk_callback_secret) != bool(settings.vk_confirmation):
             raise ValueError("TSUR_VK_CALLBACK_SECRET and TSUR_VK_CONFIRMATION go together")
         if (settings.telegram_webhook_url and not settings.telegram_api_url

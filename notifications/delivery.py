@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import random
 import uuid
@@ -131,6 +132,8 @@ class DeliveryWorker:
                 await self._finish(message, token, OutboxStatus.UNREACHABLE)
                 continue
             wait = self.limiter.reserve(message.chat_id) if self.limiter else 0.0
+            if inspect.isawaitable(wait):  # a limiter shared through Redis books remotely
+                wait = await wait
             late = self.clock() + timedelta(seconds=wait) > deadline
             if self._stop.is_set() or late:
                 await self._release(batch[index:], token)
@@ -149,7 +152,9 @@ class DeliveryWorker:
                                                key=message.dedup_key)
         except RetryAfter as exc:
             if self.limiter is not None:
-                self.limiter.pause(exc.seconds)
+                paused = self.limiter.pause(exc.seconds)
+                if inspect.isawaitable(paused):
+                    await paused
             log.warning("%s: flood control, retry after %s s", self.channel, exc.seconds)
             await self._reschedule(message, token, self.clock()
                                    + timedelta(seconds=exc.seconds), str(exc))
