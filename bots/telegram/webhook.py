@@ -28,8 +28,6 @@ import hmac
 import json
 import logging
 import re
-from collections import OrderedDict
-from typing import Any
 from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher
@@ -37,6 +35,8 @@ from aiogram.methods import DeleteWebhook, SetWebhook
 from aiogram.types import Update
 from aiohttp import web
 from pydantic import ValidationError
+
+from bots.dedup import RecentIds
 
 from .channel import ALLOWED_UPDATES, DialogueEngine, build_dispatcher, make_bot
 from .messenger import TelegramMessenger
@@ -66,23 +66,6 @@ def webhook_path(url: str, configured: str = "") -> str:
     """The local route: ``configured``, else the path of the public ``url``."""
     path = configured or urlsplit(url).path or DEFAULT_PATH
     return path if path.startswith("/") else "/" + path
-
-
-class RecentIds:
-    """The last ``size`` ids seen, forgetting the oldest first (one process only)."""
-
-    def __init__(self, size: int = RECENT_UPDATES) -> None:
-        self.size = size
-        self._seen: OrderedDict[Any, None] = OrderedDict()
-
-    def add(self, key: Any) -> bool:
-        """Remember ``key``; ``False`` if it was already remembered."""
-        if key in self._seen:
-            return False
-        self._seen[key] = None
-        if len(self._seen) > self.size:
-            self._seen.popitem(last=False)
-        return True
 
 
 class TelegramWebhook:

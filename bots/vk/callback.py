@@ -26,11 +26,12 @@ import asyncio
 import hmac
 import json
 import logging
-from collections import OrderedDict
 from typing import Any
 
 from aiohttp import web
 from vkbottle import Bot
+
+from bots.dedup import RecentIds
 
 from .channel import STOP_GRACE, DialogueEngine, VkChannel, make_api
 from .messenger import VkMessenger
@@ -40,23 +41,6 @@ log = logging.getLogger(__name__)
 HANDLED = frozenset({"message_new", "message_event"})
 RECENT_EVENTS = 10_000
 DEFAULT_PATH = "/vk/callback"
-
-
-class RecentIds:
-    """The last ``size`` ids seen, forgetting the oldest first (one process only)."""
-
-    def __init__(self, size: int = RECENT_EVENTS) -> None:
-        self.size = size
-        self._seen: OrderedDict[str, None] = OrderedDict()
-
-    def add(self, key: str) -> bool:
-        """Remember ``key``; ``False`` if it was already remembered."""
-        if key in self._seen:
-            return False
-        self._seen[key] = None
-        if len(self._seen) > self.size:
-            self._seen.popitem(last=False)
-        return True
 
 
 class VkCallback:
