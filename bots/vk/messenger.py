@@ -75,6 +75,9 @@ class VkMessenger:
                 if exc.code in UNREACHABLE:
                     log.info("vk: peer %s is unreachable (%s): %s", peer_id, exc.code,
                              exc.error_msg)
+                elif exc.code in RETRIED:
+                    log.warning("vk: giving up on peer %s for now after %d tries (%s): %s",
+                                peer_id, self.attempts, exc.code, exc.error_msg)
                 else:
                     log.error("vk: message to %s refused (%s): %s", peer_id, exc.code,
                               exc.error_msg)
