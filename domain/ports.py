@@ -127,13 +127,21 @@ class Outbox(Protocol):
                     token: str) -> list[OutboxMessage]:
         """Lock up to ``limit`` due pending messages of ``channel`` until ``now + lease``;
         highest priority, then oldest ``not_before`` first. Due messages to unreachable
-        citizens are marked unreachable instead of returned. Counts an attempt on each."""
+        citizens are marked unreachable instead of returned. Counts an attempt on each.
+        Keeps each chat's order: no message is claimed while an older one to the same chat
+        has been tried and is still pending (in flight or waiting to be retried)."""
         ...
 
     async def finish(self, message_id: int, token: str, status: OutboxStatus, *,
                      now: datetime, error: str = "") -> bool:
         """Mark a claimed message sent, failed or unreachable; ``False`` if the claim
         was lost (lease expired and another worker claimed it)."""
+        ...
+
+    async def finish_many(self, message_ids: Sequence[int], token: str,
+                          status: OutboxStatus, *, now: datetime) -> int:
+        """:meth:`finish` for many messages at once (a worker marks a whole batch in one
+        statement); returns how many were still held by ``token``."""
         ...
 
     async def reschedule(self, message_id: int, token: str, *, not_before: datetime,

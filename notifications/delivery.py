@@ -2,7 +2,20 @@
 
 Never inside a transaction: claim (commit) → send → mark (commit). A claim is a lease; a
 worker that dies mid-batch leaves its rows to be claimed again when the lease ends, so
-at most the messages that were in flight are sent twice, and none is lost.
+at most the messages that were in flight (claimed, sent, not yet marked) are sent twice,
+and none is lost.
+
+Throughput comes from three things, none of which touches the pacing: sends run
+concurrently (up to ``window`` requests in flight; the limiter still books every slot, in
+order), outcomes are marked in batches (one ``UPDATE … WHERE id IN (…)`` per outcome,
+every ``flush_seconds`` or ``flush_size`` outcomes), and :meth:`DeliveryWorker.run`
+claims the next batch while the current one is still being sent. Messages of the kinds in
+``batch_kinds`` (broadcasts) go through a messenger's ``send_many`` when it has one (VK:
+up to 100 ``peer_ids`` per ``messages.send``, one request of the rate limit).
+
+Order per chat: messages to one chat are sent one after the other, in claim order; when one
+is given back to be retried, the rest of the batch to that chat is given back too, and the
+outbox claims nothing more for that chat until the retried one is done.
 """
 
 from __future__ import annotations
@@ -13,11 +26,12 @@ import inspect
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from domain.ports import OutboxMessage, OutboxStatus, UnitOfWork
+from notifications.delivery_batch import Outcome, batch_key, flush_outcomes, group_units
 from notifications.messenger import Messenger, RetryAfter, SendResult, TransientError
 from notifications.outbox import address_of, message_of
 from notifications.ratelimit import RateLimiter
@@ -71,8 +85,10 @@ class DeliveryWorker:
                  sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
                  jitter: Callable[[], float] = random.random,
                  backoff: Backoff = Backoff(), max_attempts: int = 10,
-                 batch_size: int = 20, lease: timedelta = timedelta(minutes=2),
-                 idle_seconds: float = 1.0) -> None:
+                 batch_size: int = 100, lease: timedelta = timedelta(minutes=2),
+                 idle_seconds: float = 1.0, window: int = 64, flush_seconds: float = 0.1,
+                 flush_size: int = 500, batch_kinds: Iterable[str] = ("broadcast",),
+                 max_peers: int = 100) -> None:
         self.uow_factory = uow_factory
         self.channel = str(channel)
         self.messenger = messenger
@@ -85,28 +101,63 @@ class DeliveryWorker:
         self.batch_size = batch_size
         self.lease = lease
         self.idle_seconds = idle_seconds
+        self.flush_seconds = flush_seconds
+        self.flush_size = flush_size
+        self.batch_kinds = frozenset(batch_kinds)
+        self.max_peers = max_peers
+        self._window = asyncio.Semaphore(max(1, window))
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
-        self._gone: set[int] = set()  # citizens found unreachable in the current batch
+        self._flush_now = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+        self._outcomes: list[Outcome] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last: dict[str, asyncio.Task[None]] = {}  # chat → its latest send task
+        self._held: set[tuple[str, str]] = set()  # (claim token, chat) given back to retry
+        self._gone: set[int] = set()  # citizens found unreachable since the last idle spell
 
     # --- the loop ----------------------------------------------------------------------------
     async def run(self) -> None:
-        """Deliver until :meth:`stop`; between batches wait ``idle_seconds`` or a wake-up."""
+        """Deliver until :meth:`stop`; between batches wait ``idle_seconds`` or a wake-up.
+        The next batch is claimed while the last quarter of the current one is sent."""
         log.info("outbox worker for %s started", self.channel)
-        while not self._stop.is_set():
-            try:
-                done = await self.run_once()
-            except Exception:  # the database went away, say: keep the worker alive
-                log.exception("outbox worker for %s failed; retrying", self.channel)
-                done = 0
-            if done == 0 and not self._stop.is_set():
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.idle_seconds)
+        flusher = asyncio.create_task(self._flush_loop())
+        prefetch: asyncio.Task[tuple[list[OutboxMessage], str, datetime]] | None = None
+
+        def claim_next() -> None:
+            nonlocal prefetch
+            if prefetch is None and not self._stop.is_set():
+                prefetch = asyncio.create_task(self._claim())
+
+        try:
+            while not self._stop.is_set():
+                try:
+                    task, prefetch = prefetch, None
+                    batch, token, claimed_at = await (task if task else self._claim())
+                    full = len(batch) >= self._claim_limit()
+                    if batch:
+                        await self._dispatch(batch, token, claimed_at,
+                                             on_low=claim_next if full else None)
+                except Exception:  # the database went away, say: keep the worker alive
+                    log.exception("outbox worker for %s failed; retrying", self.channel)
+                    batch = []
+                if not batch and not self._stop.is_set():
+                    await self._idle()
+            if prefetch is not None:  # stopped while claiming: give that batch back
+                with contextlib.suppress(Exception):
+                    batch, token, _ = await prefetch
+                    self._record(*(Outcome(m, token) for m in batch))
+        finally:
+            await self._drain()
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            with contextlib.suppress(Exception):
+                await self.flush()
         log.info("outbox worker for %s stopped", self.channel)
 
     def stop(self) -> None:
-        """Finish the message being sent, give the rest of the batch back, and return."""
+        """Finish the sends in flight, give the rest of the batch back, and return."""
         self._stop.set()
         self._wake.set()
 
@@ -115,108 +166,207 @@ class DeliveryWorker:
         self._wake.set()
 
     async def run_once(self) -> int:
-        """Claim one batch and deliver it; returns how many messages were claimed."""
+        """Claim one batch, deliver it and mark it; returns how many were claimed."""
+        batch, token, claimed_at = await self._claim()
+        try:
+            if batch:
+                await self._dispatch(batch, token, claimed_at)
+            await self._drain()
+        finally:
+            await self.flush()
+        self._held = {held for held in self._held if held[0] != token}
+        return len(batch)
+
+    async def flush(self) -> None:
+        """Mark every outcome collected so far, in one transaction."""
+        async with self._flush_lock:
+            outcomes, self._outcomes = self._outcomes, []
+            if not outcomes:
+                return
+            try:
+                async with self.uow_factory() as uow:
+                    await flush_outcomes(uow, outcomes, self.clock(), self.channel)
+                    await uow.commit()
+            except BaseException:
+                self._outcomes[:0] = outcomes  # keep them for the next flush
+                raise
+
+    # --- claiming and dispatching -----------------------------------------------------------
+    def _claim_limit(self) -> int:
+        """At most what the limiter lets out in half a lease, so nothing claimed waits
+        until its lease runs out (a batch of ``max_peers`` counts as one request)."""
+        rate = getattr(getattr(self.limiter, "limit", None), "per_second", None)
+        if not rate:
+            return self.batch_size
+        per_request = self.max_peers if hasattr(self.messenger, "send_many") else 1
+        fits = int(rate * self.lease.total_seconds() / 2) * per_request
+        return max(1, min(self.batch_size, fits))
+
+    async def _claim(self) -> tuple[list[OutboxMessage], str, datetime]:
         token = uuid.uuid4().hex
         claimed_at = self.clock()
         async with self.uow_factory() as uow:
-            batch = await uow.outbox.claim(self.channel, claimed_at, limit=self.batch_size,
-                                           lease=self.lease, token=token)
+            batch = await uow.outbox.claim(self.channel, claimed_at,
+                                           limit=self._claim_limit(), lease=self.lease,
+                                           token=token)
             await uow.commit()
-        batch = round_robin(batch)
+        return batch, token, claimed_at
+
+    async def _dispatch(self, batch: list[OutboxMessage], token: str, claimed_at: datetime,
+                        on_low: Callable[[], None] | None = None) -> None:
+        """Book a limiter slot for each send, in order, and start it when its slot comes."""
         # leave a margin so a message is never sent after its lease has run out
         deadline = claimed_at + self.lease * 0.75
-        self._gone = set()
-        for index, message in enumerate(batch):
-            if message.citizen_id is not None and message.citizen_id in self._gone:
-                # claimed with the message that found them gone: never try them again
-                await self._finish(message, token, OutboxStatus.UNREACHABLE)
+        can_group = hasattr(self.messenger, "send_many")
+        units = group_units(round_robin(batch), self.batch_kinds if can_group else (),
+                            self.max_peers)
+        low_at = len(units) * 3 // 4
+        for index, unit in enumerate(units):
+            if index == low_at and on_low is not None:
+                on_low()
+            first = unit[0]
+            if len(unit) == 1 and self._skip(first, token):
                 continue
-            wait = self.limiter.reserve(message.chat_id) if self.limiter else 0.0
+            wait = self.limiter.reserve(first.chat_id) if self.limiter else 0.0
             if inspect.isawaitable(wait):  # a limiter shared through Redis books remotely
                 wait = await wait
-            late = self.clock() + timedelta(seconds=wait) > deadline
-            if self._stop.is_set() or late:
-                await self._release(batch[index:], token)
+            if self._stop.is_set() or self.clock() + timedelta(seconds=wait) > deadline:
+                self._record(*(Outcome(m, token) for u in units[index:] for m in u))
                 break
             if wait > 0:
                 await self.sleep(wait)
-            await self.deliver(message, token)
-        return len(batch)
+            await self._window.acquire()
+            previous = self._last.get(first.chat_id)
+            task = asyncio.create_task(self._send_unit(unit, token, previous))
+            self._last[first.chat_id] = task
+            self._tasks.add(task)
+            task.add_done_callback(self._forget)
+            await asyncio.sleep(0)  # let it start: an instant failure is seen by the next
 
-    # --- one message ------------------------------------------------------------------------
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        for chat, last in list(self._last.items()):
+            if last is task:
+                del self._last[chat]
+
+    def _skip(self, message: OutboxMessage, token: str) -> bool:
+        """Record the outcome of a message that must not be sent now; ``True`` if so."""
+        if (token, message.chat_id) in self._held:  # an older one to this chat failed
+            self._record(Outcome(message, token))
+            return True
+        if message.citizen_id is not None and message.citizen_id in self._gone:
+            # claimed with the message that found them gone: never try them again
+            self._record(Outcome(message, token, OutboxStatus.UNREACHABLE))
+            return True
+        return False
+
+    async def _send_unit(self, unit: list[OutboxMessage], token: str,
+                         previous: asyncio.Task[None] | None) -> None:
+        try:
+            if previous is not None and not previous.done():
+                await asyncio.wait([previous])  # the chat's earlier message goes first
+            if len(unit) > 1:
+                await self._deliver_many(unit, token)
+            elif not self._skip(unit[0], token):
+                await self.deliver(unit[0], token)
+        except Exception:
+            log.exception("%s: delivering %s failed", self.channel, [m.id for m in unit])
+            self._record(*(Outcome(m, token) for m in unit))
+        finally:
+            self._window.release()
+
+    async def _drain(self) -> None:
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))
+
+    async def _idle(self) -> None:
+        await self._drain()
+        await self.flush()
+        self._held.clear()
+        self._gone.clear()
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.idle_seconds)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), self.flush_seconds)
+            self._flush_now.clear()
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("outbox worker for %s cannot mark its sends; retrying",
+                              self.channel)
+                await asyncio.sleep(self.flush_seconds)
+
+    def _record(self, *outcomes: Outcome) -> None:
+        for outcome in outcomes:
+            if outcome.status is None:  # given back: later ones to the chat wait for it
+                self._held.add((outcome.token, outcome.message.chat_id))
+            elif outcome.status is OutboxStatus.UNREACHABLE and outcome.message.citizen_id:
+                self._gone.add(outcome.message.citizen_id)
+        self._outcomes.extend(outcomes)
+        if len(self._outcomes) >= self.flush_size:
+            self._flush_now.set()
+
+    # --- sending ----------------------------------------------------------------------------
     async def deliver(self, message: OutboxMessage, token: str) -> None:
-        """Send one claimed message and record the outcome."""
+        """Send one claimed message and record the outcome (marked at the next flush)."""
         assert message.id is not None
         try:
             result = await self.messenger.send(address_of(message), message_of(message.payload),
                                                key=message.dedup_key)
-        except RetryAfter as exc:
-            if self.limiter is not None:
-                paused = self.limiter.pause(exc.seconds)
-                if inspect.isawaitable(paused):
-                    await paused
-            log.warning("%s: flood control, retry after %s s", self.channel, exc.seconds)
-            await self._reschedule(message, token, self.clock()
-                                   + timedelta(seconds=exc.seconds), str(exc))
         except Exception as exc:
-            if isinstance(exc, TransientError):
-                log.info("%s: message %s not sent: %s", self.channel, message.id, exc)
-            else:
-                log.exception("%s: messenger failed on message %s", self.channel, message.id)
-            error = f"{type(exc).__name__}: {exc}"
-            if message.attempts >= self.max_attempts:
-                await self._finish(message, token, OutboxStatus.FAILED, error)
-            else:
-                delay = self.backoff.delay(message.attempts, self.jitter())
-                await self._reschedule(message, token,
-                                       self.clock() + timedelta(seconds=delay), error)
+            self._record(await self._failed(message, token, exc))
         else:
-            if result is SendResult.UNREACHABLE:
-                await self._unreachable(message, token)
-            elif result is SendResult.REJECTED:
-                # a bad request stays bad: retrying it would only fail again until
-                # max_attempts, hiding the bug behind hours of backoff
-                log.warning("%s: message %s rejected by the platform; not retried",
-                            self.channel, message.id)
-                await self._finish(message, token, OutboxStatus.FAILED,
-                                   "rejected by the platform")
-            else:
-                await self._finish(message, token, OutboxStatus.SENT)
+            self._record(self._outcome(message, token, result))
 
-    async def _finish(self, message: OutboxMessage, token: str, status: OutboxStatus,
-                      error: str = "") -> None:
-        assert message.id is not None
-        async with self.uow_factory() as uow:
-            if not await uow.outbox.finish(message.id, token, status, now=self.clock(),
-                                           error=error):
-                log.warning("%s: lost the claim on message %s", self.channel, message.id)
-            await uow.commit()
+    async def _deliver_many(self, unit: list[OutboxMessage], token: str) -> None:
+        """One request to many chats: the same message to each (a broadcast on VK)."""
+        send_many = self.messenger.send_many  # type: ignore[attr-defined]
+        try:
+            results = await send_many([address_of(m) for m in unit],
+                                      message_of(unit[0].payload), key=batch_key(unit))
+        except Exception as exc:
+            self._record(*[await self._failed(m, token, exc, pause=index == 0)
+                           for index, m in enumerate(unit)])
+        else:
+            self._record(*(self._outcome(m, token, r) for m, r in zip(unit, results,
+                                                                       strict=True)))
 
-    async def _reschedule(self, message: OutboxMessage, token: str, not_before: datetime,
-                          error: str) -> None:
-        assert message.id is not None
-        async with self.uow_factory() as uow:
-            await uow.outbox.reschedule(message.id, token, not_before=not_before, error=error)
-            await uow.commit()
+    def _outcome(self, message: OutboxMessage, token: str, result: SendResult) -> Outcome:
+        if result is SendResult.UNREACHABLE:
+            log.info("%s: citizen %s is unreachable", self.channel, message.citizen_id)
+            return Outcome(message, token, OutboxStatus.UNREACHABLE)
+        if result is SendResult.REJECTED:
+            # a bad request stays bad: retrying it would only fail again until
+            # max_attempts, hiding the bug behind hours of backoff
+            log.warning("%s: message %s rejected by the platform; not retried",
+                        self.channel, message.id)
+            return Outcome(message, token, OutboxStatus.FAILED,
+                           error="rejected by the platform")
+        return Outcome(message, token, OutboxStatus.SENT)
 
-    async def _release(self, messages: list[OutboxMessage], token: str) -> None:
-        async with self.uow_factory() as uow:
-            await uow.outbox.release([m.id for m in messages if m.id is not None], token)
-            await uow.commit()
-
-    async def _unreachable(self, message: OutboxMessage, token: str) -> None:
-        """The citizen blocked the bot: mark them, and drop what else waits for them."""
-        assert message.id is not None
-        now = self.clock()
-        async with self.uow_factory() as uow:
-            await uow.outbox.finish(message.id, token, OutboxStatus.UNREACHABLE, now=now)
-            if message.citizen_id is not None:
-                self._gone.add(message.citizen_id)
-                citizen = await uow.citizens.get(message.citizen_id)
-                if citizen is not None and citizen.reachable:
-                    citizen.reachable = False
-                    await uow.citizens.save(citizen)
-                await uow.outbox.drop_pending_for(message.citizen_id,
-                                                  OutboxStatus.UNREACHABLE, now=now)
-            await uow.commit()
-        log.info("%s: citizen %s is unreachable", self.channel, message.citizen_id)
+    async def _failed(self, message: OutboxMessage, token: str, exc: Exception, *,
+                      pause: bool = True) -> Outcome:
+        error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, RetryAfter):
+            if pause:
+                log.warning("%s: flood control, retry after %s s", self.channel, exc.seconds)
+                if self.limiter is not None:
+                    paused = self.limiter.pause(exc.seconds)
+                    if inspect.isawaitable(paused):
+                        await paused
+            return Outcome(message, token, not_before=self.clock()
+                           + timedelta(seconds=exc.seconds), error=str(exc))
+        if isinstance(exc, TransientError):
+            log.info("%s: message %s not sent: %s", self.channel, message.id, exc)
+        else:
+            log.error("%s: messenger failed on message %s", self.channel, message.id,
+                      exc_info=exc)
+        if message.attempts >= self.max_attempts:
+            return Outcome(message, token, OutboxStatus.FAILED, error=error)
+        delay = self.backoff.delay(message.attempts, self.jitter())
+        return Outcome(message, token, not_before=self.clock() + timedelta(seconds=delay),
+                       error=error)

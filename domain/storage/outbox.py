@@ -5,6 +5,10 @@ checks the token, so a worker that stalled past its lease cannot undo what the w
 that re-claimed the row did. On PostgreSQL the claim selects with ``FOR UPDATE SKIP
 LOCKED`` so concurrent workers split the due rows between them; on SQLite the write
 transaction (``BEGIN IMMEDIATE``) serialises claims.
+
+Order per chat: once a message to a chat has been tried (``attempts > 0``) and is still
+pending — in flight, or waiting out its backoff — no later message to that chat is claimed,
+so a retried answer is never overtaken by the closing notice queued after it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.ports import OutboxMessage, OutboxStatus
@@ -24,6 +28,7 @@ FIELDS = ("kind", "channel", "chat_id", "citizen_id", "complaint_id", "dedup_key
           "priority", "created_at", "not_before", "locked_until", "claim_token", "attempts",
           "last_error", "sent_at")
 ERROR_CHARS = 1_000
+IN_CHUNK = 500  # ids per IN (...) list: far below SQLite's 32,766 parameters
 
 
 def message_from_row(row: OutboxRow) -> OutboxMessage:
@@ -70,12 +75,20 @@ class SqlOutbox:
 
     async def claim(self, channel: str, now: datetime, *, limit: int, lease: timedelta,
                     token: str) -> list[OutboxMessage]:
+        pending = str(OutboxStatus.PENDING)
+        # per chat, the oldest message already tried and still pending: nothing after it
+        tried = (select(OutboxRow.chat_id, func.min(OutboxRow.id).label("first"))
+                 .where(OutboxRow.channel == channel, OutboxRow.status == pending,
+                        OutboxRow.attempts > 0)
+                 .group_by(OutboxRow.chat_id).subquery())
         due = (select(OutboxRow.id, CitizenRow.reachable)
                .outerjoin(CitizenRow, CitizenRow.id == OutboxRow.citizen_id)
+               .outerjoin(tried, tried.c.chat_id == OutboxRow.chat_id)
                .where(OutboxRow.channel == channel,
-                      OutboxRow.status == str(OutboxStatus.PENDING),
+                      OutboxRow.status == pending,
                       OutboxRow.not_before <= now,
-                      or_(OutboxRow.locked_until.is_(None), OutboxRow.locked_until <= now))
+                      or_(OutboxRow.locked_until.is_(None), OutboxRow.locked_until <= now),
+                      or_(tried.c.first.is_(None), OutboxRow.id <= tried.c.first))
                .order_by(OutboxRow.priority.desc(), OutboxRow.not_before, OutboxRow.id)
                .limit(limit)
                .with_for_update(of=OutboxRow, skip_locked=True))
@@ -111,6 +124,30 @@ class SqlOutbox:
         if error:
             values["last_error"] = error[:ERROR_CHARS]
         return await self._update_claimed(message_id, token, values)
+
+    async def finish_many(self, message_ids: Sequence[int], token: str,
+                          status: OutboxStatus, *, now: datetime) -> int:
+        """:meth:`finish` for many messages in one statement; returns how many were
+        still held by ``token``."""
+        if status is OutboxStatus.PENDING:
+            raise ValueError("use reschedule() to make a message due again")
+        if not message_ids:
+            return 0
+        values: dict[str, Any] = {"status": str(status), "locked_until": None,
+                                  "claim_token": None}
+        if status is OutboxStatus.SENT:
+            values["sent_at"] = now
+        done = 0
+        ids = list(message_ids)
+        for start in range(0, len(ids), IN_CHUNK):
+            result = await self.session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id.in_(ids[start:start + IN_CHUNK]),
+                       OutboxRow.claim_token == token,
+                       OutboxRow.status == str(OutboxStatus.PENDING))
+                .values(**values).execution_options(synchronize_session=False))
+            done += int(getattr(result, "rowcount", 0) or 0)
+        return done
 
     async def reschedule(self, message_id: int, token: str, *, not_before: datetime,
                          error: str = "") -> bool:

@@ -181,9 +181,14 @@ class FakeOutbox:
 
     async def claim(self, channel: str, now: datetime, *, limit: int, lease: timedelta,
                     token: str) -> list[OutboxMessage]:
+        tried: dict[str, int] = {}  # chat → its oldest message tried and still pending
+        for m in self._all().values():
+            if m.channel == channel and m.status is OutboxStatus.PENDING and m.attempts > 0:
+                tried[m.chat_id] = min(tried.get(m.chat_id, m.id or 0), m.id or 0)
         due = [m for m in self._all().values()
                if m.channel == channel and m.status is OutboxStatus.PENDING
-               and m.not_before <= now and (m.locked_until is None or m.locked_until <= now)]
+               and m.not_before <= now and (m.locked_until is None or m.locked_until <= now)
+               and (m.id or 0) <= tried.get(m.chat_id, m.id or 0)]
         due.sort(key=lambda m: (-m.priority, m.not_before, m.id or 0))
         claimed = []
         for message in due[:limit]:
@@ -220,6 +225,10 @@ class FakeOutbox:
         message.last_error = error or message.last_error
         self._put(message)
         return True
+
+    async def finish_many(self, message_ids: Sequence[int], token: str,
+                          status: OutboxStatus, *, now: datetime) -> int:
+        return sum([await self.finish(i, token, status, now=now) for i in message_ids])
 
     async def reschedule(self, message_id: int, token: str, *, not_before: datetime,
                          error: str = "") -> bool:

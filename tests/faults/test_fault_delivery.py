@@ -240,8 +240,6 @@ async def test_a_chat_waiting_for_its_pace_does_not_hold_the_other_chats_back() 
     assert clock.elapsed < 2, clock.sleeps
 
 
-@pytest.mark.xfail(strict=True, reason="the outbox keeps no order per chat: a message "
-                   "waiting out its backoff is overtaken by later ones to the same chat")
 async def test_a_retried_answer_is_not_overtaken_by_the_closing_notice() -> None:
     from notifications.messenger import TransientError
     from tests.fakes.memory import MemoryStore

@@ -1,0 +1,105 @@
+"""The batch side of the delivery worker: outcomes marked many at a time, and grouping
+a broadcast's rows into requests to many chats.
+
+Marking: a worker collects :class:`Outcome` s and :func:`flush_outcomes` writes them in one
+transaction — one ``UPDATE`` per (claim, outcome) for the common outcomes (sent,
+unreachable), one per row only for the rare ones that carry their own error or time.
+
+Grouping: rows of the same kind and identical payload (a broadcast's rows in one language)
+are sent as one request to up to ``max_peers`` chats. The request's idempotency key (VK's
+``random_id``) is derived from the sorted ``dedup_key`` s of its rows, so a group claimed
+again after a crash — the same rows, in the same order, because claims are ordered and
+groups are cut in claim order — is the same request and the platform drops the repeat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from domain.ports import OutboxMessage, OutboxStatus, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one claimed message. ``status`` ``None``: give it back — due again
+    at ``not_before`` (a retry), or at once with the attempt uncounted (never sent)."""
+
+    message: OutboxMessage
+    token: str
+    status: OutboxStatus | None = None
+    not_before: datetime | None = None
+    error: str = ""
+
+
+def group_units(batch: Sequence[OutboxMessage], kinds: Iterable[str],
+                max_peers: int) -> list[list[OutboxMessage]]:
+    """The batch as units of sending, in order: one message each, except that messages
+    of ``kinds`` with equal payloads go together, up to ``max_peers`` (one chat each)."""
+    kinds = frozenset(kinds)
+    units: list[list[OutboxMessage]] = []
+    open_groups: dict[str, list[OutboxMessage]] = {}
+    for message in batch:
+        if message.kind not in kinds or max_peers < 2:
+            units.append([message])
+            continue
+        fingerprint = message.kind + json.dumps(message.payload, sort_keys=True)
+        group = open_groups.get(fingerprint)
+        if group is None or len(group) >= max_peers or any(
+                m.chat_id == message.chat_id for m in group):
+            group = open_groups[fingerprint] = []
+            units.append(group)
+        group.append(message)
+    return units
+
+
+def batch_key(unit: Sequence[OutboxMessage]) -> str:
+    """The idempotency key of a request to many chats: the same rows, the same key."""
+    keys = "\n".join(sorted(m.dedup_key for m in unit))
+    return "many:" + hashlib.sha256(keys.encode()).hexdigest()[:32]
+
+
+async def flush_outcomes(uow: UnitOfWork, outcomes: Sequence[Outcome], now: datetime,
+                         channel: str) -> None:
+    """Write ``outcomes`` in ``uow`` (the caller commits)."""
+    bulk: dict[tuple[str, OutboxStatus], list[int]] = defaultdict(list)
+    released: dict[str, list[int]] = defaultdict(list)
+    gone: set[int] = set()
+    for o in outcomes:
+        message_id = o.message.id
+        assert message_id is not None
+        if o.status is None and o.not_before is None:
+            released[o.token].append(message_id)
+        elif o.status is None:
+            assert o.not_before is not None
+            await uow.outbox.reschedule(message_id, o.token, not_before=o.not_before,
+                                        error=o.error)
+        elif o.error:
+            if not await uow.outbox.finish(message_id, o.token, o.status, now=now,
+                                           error=o.error):
+                log.warning("%s: lost the claim on message %s", channel, message_id)
+        else:
+            bulk[o.token, o.status].append(message_id)
+            if o.status is OutboxStatus.UNREACHABLE and o.message.citizen_id is not None:
+                gone.add(o.message.citizen_id)
+    for (token, status), ids in bulk.items():
+        done = await uow.outbox.finish_many(ids, token, status, now=now)
+        if done < len(ids):
+            log.warning("%s: lost the claim on %d of %d messages", channel,
+                        len(ids) - done, len(ids))
+    for token, ids in released.items():
+        await uow.outbox.release(ids, token)
+    for citizen_id in sorted(gone):
+        # the citizen blocked the bot: mark them, and drop what else waits for them
+        citizen = await uow.citizens.get(citizen_id)
+        if citizen is not None and citizen.reachable:
+            citizen.reachable = False
+            await uow.citizens.save(citizen)
+        await uow.outbox.drop_pending_for(citizen_id, OutboxStatus.UNREACHABLE, now=now)
