@@ -10,7 +10,6 @@ not used, the conversation lives in the core's store.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Protocol
 
@@ -23,10 +22,12 @@ from aiogram.filters import CommandStart
 from aiogram.methods import SendMessage
 from aiogram.types import CallbackQuery, Message
 
+from bots.receipt import persisted
 from bots.texts import N_, translate
 from dialogue.messages import IncomingMessage, OutgoingMessage
 
 from .messenger import TelegramMessenger
+from .polling import POLL_TIMEOUT, ConfirmingPolling
 from .render import escape
 from .translate import incoming_from_callback, incoming_from_message, language_hint
 
@@ -101,6 +102,7 @@ class TelegramChannel:
         except Exception:  # the engine apologises itself; this is the last line of defence
             log.exception("telegram: the engine failed on a message from %s", incoming.user_id)
             return
+        persisted()  # the platform may now be told the update was taken
         messenger = self.messenger(bot)
         for reply in replies:
             try:
@@ -126,28 +128,17 @@ def make_bot(token: str, api_url: str | None = None) -> Bot:
 
 
 async def serve_telegram(engine: DialogueEngine, *, token: str, api_url: str | None,
-                         stop: asyncio.Event, dispatcher: Dispatcher | None = None) -> None:
+                         stop: asyncio.Event, dispatcher: Dispatcher | None = None,
+                         poll_timeout: int = POLL_TIMEOUT) -> None:
     """Long-poll Telegram until ``stop`` is set, then stop cleanly and close the session.
 
-    Cancelling the polling task would not stop aiogram's polling, so ``stop`` is the way.
+    Updates are confirmed to Telegram only once handled (:mod:`bots.telegram.polling`),
+    so a crash loses none of them; on stop the updates in flight settle and are confirmed.
     """
     dp = dispatcher or build_dispatcher(engine)
     bot = make_bot(token, api_url)
-    polling = asyncio.create_task(dp.start_polling(
-        bot, handle_signals=False, allowed_updates=ALLOWED_UPDATES, close_bot_session=False))
-    stopping = asyncio.create_task(stop.wait())
     try:
-        await asyncio.wait({polling, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        while not polling.done():
-            # stop_polling refuses (RuntimeError) or is a no-op until polling has begun
-            with contextlib.suppress(RuntimeError):
-                await dp.stop_polling()
-            await asyncio.wait({polling}, timeout=0.05)
-        await polling  # re-raise what polling died of, if anything
+        await ConfirmingPolling(dp, bot, allowed_updates=ALLOWED_UPDATES,
+                                timeout=poll_timeout).run(stop)
     finally:
-        stopping.cancel()
-        if not polling.done():
-            polling.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await polling
         await bot.session.close()

@@ -9,15 +9,22 @@ instead of the bot long-polling ``getUpdates``. The route:
   prober does);
 * feeds the update to the same aiogram :class:`~aiogram.Dispatcher` that polling uses
   (:func:`bots.telegram.channel.build_dispatcher` plus whatever routers were included);
+* answers only once the update is *settled* (:mod:`bots.receipt`): handled, or
+  persisted by the dialogue core with its replies under way for a few seconds. Telegram
+  repeats every update not answered with 2xx, so a process killed before that point gets
+  the update again (in this or another worker) and nothing the citizen sent is lost; the
+  engine recognises a repeat of what it had already persisted and does not record it
+  twice (its fingerprints are stored with the conversation, in the database, so this
+  holds across several worker processes too);
 * answers 200 even when a handler raises: the error is logged, and Telegram, which
   repeats every update not answered with 2xx, does not retry it forever;
-* skips an ``update_id`` it has seen recently (Telegram repeats an update whose answer
-  it did not get in time). The memory is per process: with several worker processes
-  (issue 7) a shared store (the database or Redis) has to take its place.
+* answers a repeat of an ``update_id`` it has seen recently without handling it again,
+  but only once the first delivery has settled (a repeat that comes while the first is
+  in flight must not confirm it early). This memory is per process and only saves work:
+  the engine's stored fingerprints are what keeps a repeat from being recorded twice
+  when it reaches another worker.
 
-By default the update is handled in the background and answered at once; a crash
-between the answer and the end of the handling loses that update (as with polling,
-which confirms updates when it fetches the next batch).
+With ``background=False`` the answer waits for the whole handler, replies included.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from bots.dedup import RecentIds
+from bots.receipt import REPLY_GRACE, Receipt, receipt_for
 
 from .channel import ALLOWED_UPDATES, DialogueEngine, build_dispatcher, make_bot
 from .messenger import TelegramMessenger
@@ -82,6 +90,7 @@ class TelegramWebhook:
         self._secret = secret.encode()
         self._recent = RecentIds(recent)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._inflight: dict[int, Receipt] = {}
 
     async def handle(self, request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "").encode()
@@ -97,15 +106,22 @@ class TelegramWebhook:
         except (ValueError, ValidationError, RecursionError) as exc:  # JSONDecodeError too
             log.warning("telegram webhook: a malformed update: %s", str(exc)[:200])
             return web.Response(status=400, text="malformed update")
-        if not self._recent.add(update.update_id):
-            log.info("telegram webhook: update %s again; skipped", update.update_id)
+        uid = update.update_id
+        if not self._recent.add(uid):
+            first = self._inflight.get(uid)
+            if first is not None:
+                await first.settled.wait()
+            log.info("telegram webhook: update %s again; skipped", uid)
             return web.Response(text="ok")
-        if self.background:
-            task = asyncio.create_task(self._feed(update))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        else:
-            await self._feed(update)
+        receipt = Receipt(grace=REPLY_GRACE if self.background else None)
+        self._inflight[uid] = receipt
+        task = receipt_for(self._feed(update), receipt)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        try:
+            await receipt.settled.wait()
+        finally:
+            self._inflight.pop(uid, None)
         return web.Response(text="ok")
 
     async def _feed(self, update: Update) -> None:

@@ -160,10 +160,38 @@ async def test_an_update_with_the_right_secret_reaches_the_dialogue(hooked: Hook
     assert classified.parse_mode == "HTML"
 
 
-async def test_handled_inline_before_answering_when_not_in_background(start: Start) -> None:
-    h = await start(background=False)
+@pytest.mark.parametrize("background", [True, False])
+async def test_the_update_is_handled_before_the_webhook_is_answered(
+        start: Start, background: bool) -> None:
+    """Telegram repeats an update until it gets a 2xx: answering only once the update is
+    handled makes a kill before that point lose nothing."""
+    h = await start(background=background)
     assert await h.post(h.tg.send_text(USER, "/start")) == (200, "ok")
     assert h.tg.sent_to(USER), "the reply was sent before the webhook was answered"
+
+
+async def test_a_repeat_while_the_first_is_in_flight_waits_for_it(start: Start) -> None:
+    from aiogram import F
+    from aiogram.types import Message
+
+    gate = asyncio.Event()
+
+    async def slow(message: Message) -> None:
+        await gate.wait()
+        await message.answer("done")
+
+    h = await start()
+    h.mode.dispatcher.message.register(slow, F.text == "slow")
+    update = h.tg.send_text(USER, "slow")
+    first = asyncio.create_task(h.post(update))
+    await h.tg.wait_for(lambda: h.mode.hook._inflight)
+    repeat = asyncio.create_task(h.post(update))  # Telegram gave up waiting and repeats
+    done, _ = await asyncio.wait({first, repeat}, timeout=0.5)
+    assert done == set()  # neither delivery is confirmed while the update is in flight
+    gate.set()
+    assert await first == (200, "ok")
+    assert await repeat == (200, "ok")
+    assert [m.text for m in h.tg.sent_to(USER)] == ["done"]  # handled once
 
 
 async def test_the_same_update_twice_is_handled_once(hooked: Hooked) -> None:
