@@ -18,8 +18,9 @@ from domain.storage.uow import create_engine
 TABLES = {"alembic_version", "citizens", "identities", "complaints", "complaint_photos",
           "complaint_history", "conversations", "counters", "outbox",
           "portal_users", "portal_sessions", "portal_audit", "complaint_topics", "surveys",
-          "broadcasts"}
-HEAD = "0007"
+          "broadcasts", "report_daily", "report_monthly", "report_state",
+          "report_rating_wait"}
+HEAD = "0008"
 
 
 def test_migrations_apply_to_an_empty_database_and_are_idempotent(db_url: str):

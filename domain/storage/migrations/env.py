@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 import domain.storage.backoffice_orm  # noqa: F401  (registers complaint_topics)
 import domain.storage.broadcasts_orm  # noqa: F401  (registers the broadcasts table)
 import domain.storage.portal_orm  # noqa: F401  (registers the portal tables)
+import domain.storage.report_daily_orm  # noqa: F401  (registers the report aggregates)
 import domain.storage.report_indexes  # noqa: F401  (registers the reporting indexes)
 import domain.storage.surveys_orm  # noqa: F401  (registers the surveys table)
 from domain.storage.orm import Base

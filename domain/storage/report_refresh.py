@@ -1,0 +1,275 @@
+"""Keeping ``report_daily`` and ``report_monthly`` in step with the complaints.
+
+A refresh recomputes, from the complaints, every local day that holds a complaint changed
+since the last refresh, then the months of those days from their days. Changes are found by
+two indexed markers, without any hook in the write path:
+
+* ``complaint_history.id``: every change the ratings count (filing, status, answer,
+  reclassification) appends a history row. The watermark is the highest id whose
+  transaction is known finished: on SQLite the refresh is the only writer (``BEGIN
+  IMMEDIATE``), so every lower id is committed; on PostgreSQL ids are drawn before commit,
+  so the refresh first waits (up to ``wait`` seconds) for the transactions in flight when
+  it read the highest id — if they are still running it processes what it sees but keeps
+  the old watermark, and the next refresh looks again.
+* ``surveys.answered_at`` (indexed by migration 0008): answers at or after the watermark
+  minus :data:`OVERLAP` are read again (skipped when their count and the newest time are
+  unchanged). A rating has no time of its own: the surveys waiting for one (state
+  "rating", a partial index) are listed in ``report_rating_wait``, and a survey that
+  enters or leaves that list marks its day. An answer that commits more than
+  :data:`OVERLAP` after the time it records, and is rated before the next refresh, would
+  be missed until a full rebuild (set ``report_state.offset_minutes`` to NULL).
+
+Rows written behind the application's back (bulk loads, hand edits) have no history row:
+rebuild after them. A refresh with a new day offset rebuilds everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Integer, and_, case, cast, delete, func, insert, select
+from sqlalchemy import text as sql_text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from domain.storage.orm import ComplaintRow, HistoryRow
+from domain.storage.report_daily import (
+    Agg,
+    bucket,
+    day_start,
+    hist_text,
+    month_of,
+    municipality_key,
+    next_month,
+)
+from domain.storage.report_daily_orm import (
+    COUNTS,
+    RATING_WAIT,
+    ReportDayRow,
+    ReportMonthRow,
+    ReportRatingWaitRow,
+    ReportStateRow,
+)
+from domain.storage.reports import hours, reopened_ever
+from domain.storage.surveys_orm import SurveyRow
+
+OVERLAP = timedelta(minutes=10)
+CHUNK = 500
+DayKey = tuple[int, str, str, str, str]  # day, agency, municipality ("" unknown), sector, …
+
+
+@dataclass(frozen=True, slots=True)
+class Refreshed:
+    days: int  # local days recomputed
+    full: bool  # rebuilt from scratch
+
+
+def local_day(column: Any, dialect: str, offset: timedelta) -> Any:
+    """The local day number of a timestamp column, in SQL, exactly (no float rounding at
+    midnight: SQLite's text is cut to whole seconds, PostgreSQL's epoch is numeric)."""
+    minutes = int(offset.total_seconds() // 60)
+    if dialect == "postgresql":
+        return cast(func.floor((func.extract("epoch", column) + minutes * 60) / 86400),
+                    Integer)
+    return cast(func.julianday(func.substr(column, 1, 19), f"{minutes:+d} minutes")
+                - 2440587.5, Integer)
+
+
+def _ranges(days: Iterable[int]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for day in sorted(set(days)):
+        if out and out[-1][1] == day:
+            out[-1] = (out[-1][0], day + 1)
+        else:
+            out.append((day, day + 1))
+    return out
+
+
+def _count(condition: Any) -> Any:
+    return case((condition, 1), else_=0)
+
+
+async def _compute(session: AsyncSession, dialect: str, offset: timedelta,
+                   where: list[Any]) -> dict[DayKey, Agg]:
+    """The aggregates of the complaints ``where`` selects, per day and full key."""
+    c = ComplaintRow
+    day = local_day(c.created_at, dialect, offset)
+    answered, resolved = c.first_answered_at.is_not(None), c.resolved_at.is_not(None)
+    query = select(day, c.agency, c.municipality, c.sector, c.category,
+                   _count(and_(answered, c.first_answered_at <= c.first_answer_due)),
+                   _count(and_(resolved, c.resolved_at <= c.resolution_due)),
+                   _count(c.status.in_(("closed", "rejected"))),
+                   _count(and_(c.status == "closed", answered)),
+                   _count(reopened_ever(dialect)),
+                   hours(c.first_answered_at, c.created_at, dialect),
+                   hours(c.resolved_at, c.created_at, dialect)).where(*where)
+    out: dict[DayKey, Agg] = defaultdict(Agg)
+    for d, agency, municipality, sector, category, *flags, first, resolution in (
+            await session.execute(query)):
+        agg = out[(int(d), agency, municipality_key(municipality), sector, category)]
+        agg.add_counts((1, *flags, 0, 0, 0), 0.0)
+        if first is not None:
+            agg.first_hist[bucket(float(first))] += 1
+        if resolution is not None:
+            agg.resolution_hist[bucket(float(resolution))] += 1
+    s = SurveyRow
+    surveys = (select(day, c.agency, c.municipality, c.sector, c.category, func.count(),
+                      func.coalesce(func.sum(_count(s.solved.is_(True))), 0),
+                      func.count(s.rating), func.coalesce(func.sum(s.rating), 0))
+               .select_from(s).join(c, c.id == s.complaint_id)
+               .where(s.answered_at.is_not(None), *where)
+               .group_by(day, c.agency, c.municipality, c.sector, c.category))
+    for d, agency, municipality, sector, category, n, solved, rated, total in (
+            await session.execute(surveys)):
+        agg = out[(int(d), agency, municipality_key(municipality), sector, category)]
+        agg.surveyed, agg.solved, agg.rated = int(n), int(solved), int(rated)
+        agg.rating_sum = float(total)
+    return out
+
+
+def _values(agg: Agg) -> dict[str, Any]:
+    return {**{n: getattr(agg, n) for n in COUNTS}, "rating_sum": agg.rating_sum,
+            "first_hist": hist_text(agg.first_hist),
+            "resolution_hist": hist_text(agg.resolution_hist)}
+
+
+async def _insert(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
+    for i in range(0, len(rows), CHUNK * 10):
+        await session.execute(insert(table), rows[i:i + CHUNK * 10])
+
+
+async def _write_months(session: AsyncSession, months: set[int],
+                        daily: dict[DayKey, Agg] | None) -> None:
+    """Sum ``months`` from their days: from ``daily`` when it holds them all, else from
+    ``report_daily``."""
+    d, m = ReportDayRow, ReportMonthRow
+    held: dict[int, dict[tuple[str, str], Agg]] = defaultdict(lambda: defaultdict(Agg))
+    for (day, agency, municipality, _, _), agg in (daily or {}).items():
+        held[month_of(day)][(agency, municipality)].add(agg)
+    for month in sorted(months):
+        sums = held[month]
+        if daily is None:
+            rows = await session.execute(select(d).where(d.day >= month,
+                                                         d.day < next_month(month)))
+            for row in rows.scalars():
+                sums[(row.agency, row.municipality)].add_row(row)
+        await session.execute(delete(m).where(m.month == month))
+        await _insert(session, m, [{"month": month, "agency": a, "municipality": mu,
+                                    **_values(agg)} for (a, mu), agg in sums.items()])
+
+
+async def _answers_since(session: AsyncSession, newest: datetime | None) -> int:
+    """Survey answers recorded within :data:`OVERLAP` before ``newest``: a new answer in
+    that window changes the count even when it does not change the newest time."""
+    if newest is None:
+        return 0
+    s = SurveyRow
+    return int((await session.execute(select(func.count()).select_from(s).where(
+        s.answered_at >= newest - OVERLAP))).scalar_one())
+
+
+async def _rating_moves(session: AsyncSession, day: Any) -> set[int]:
+    """Days of the surveys that started or stopped waiting for a rating since the last
+    refresh (a rating has no time of its own); ``report_rating_wait`` is brought up to
+    date."""
+    s, c, w = SurveyRow, ComplaintRow, ReportRatingWaitRow
+    waiting: dict[int, int] = dict((await session.execute(
+        select(s.id, day).join(c, c.id == s.complaint_id).where(
+            sql_text("surveys." + RATING_WAIT)))).all())
+    before: dict[int, int] = dict(
+        (await session.execute(select(w.survey_id, w.day))).all())
+    gone, new = before.keys() - waiting.keys(), waiting.keys() - before.keys()
+    for ids in (sorted(gone)[i:i + CHUNK] for i in range(0, len(gone), CHUNK)):
+        await session.execute(delete(w).where(w.survey_id.in_(ids)))
+    await _insert(session, w, [{"survey_id": i, "day": int(waiting[i])} for i in new])
+    return {int(before[i]) for i in gone} | {int(waiting[i]) for i in new}
+
+
+async def _safe_history_mark(factory: async_sessionmaker[AsyncSession], wait: float
+                             ) -> int | None:
+    """PostgreSQL: the highest history id below which no transaction is still running,
+    or None if those in flight did not finish within ``wait`` seconds."""
+    async with factory() as session:
+        snapshot, mark = (await session.execute(sql_text(
+            "SELECT pg_current_snapshot()::text,"
+            " (SELECT coalesce(max(id), 0) FROM complaint_history)"))).one()
+    running = [x for x in snapshot.split(":")[2].split(",") if x]
+    deadline = time.monotonic() + wait
+    while running:
+        async with factory() as session:
+            states = await session.execute(sql_text(
+                "SELECT x, pg_xact_status(CAST(x AS xid8)) FROM unnest(CAST(:xs AS text[]))"
+                " AS x"), {"xs": running})
+            running = [x for x, state in states if state == "in progress"]
+        if running and time.monotonic() > deadline:
+            return None
+        if running:
+            await asyncio.sleep(0.01)
+    return int(mark)
+
+
+async def refresh(factory: async_sessionmaker[AsyncSession], offset: timedelta, *,
+                  wait: float = 2.0) -> Refreshed:
+    """Bring the aggregates up to date (see the module's docstring); concurrent refreshes
+    queue on the state row."""
+    async with factory() as probe:
+        dialect = probe.get_bind().dialect.name
+    mark = await _safe_history_mark(factory, wait) if dialect == "postgresql" else None
+    minutes = int(offset.total_seconds() // 60)
+    c, h, s = ComplaintRow, HistoryRow, SurveyRow
+    async with factory() as session, session.begin():
+        state = (await session.execute(select(ReportStateRow).where(ReportStateRow.id == 1)
+                                       .with_for_update())).scalar_one_or_none()
+        if state is None:
+            state = ReportStateRow(id=1, offset_minutes=None, history_id=0)
+            session.add(state)
+        if dialect != "postgresql":
+            mark = int((await session.execute(select(func.coalesce(func.max(h.id), 0)))
+                        ).scalar_one())
+        newest_answer = (await session.execute(select(func.max(s.answered_at)))).scalar()
+        full = state.offset_minutes != minutes
+        day = local_day(c.created_at, dialect, offset)
+        if full:
+            await _rating_moves(session, day)
+            await session.execute(delete(ReportDayRow))
+            await session.execute(delete(ReportMonthRow))
+            daily = await _compute(session, dialect, offset, [])
+            days = {key[0] for key in daily}
+        else:
+            changed = select(day).distinct().select_from(h).join(c, c.id == h.complaint_id
+                                                                ).where(h.id > state.history_id)
+            days = {int(x) for x in await session.scalars(changed)}
+            same = (newest_answer == state.survey_at and state.survey_count ==
+                    await _answers_since(session, state.survey_at))
+            if newest_answer is not None and not same:
+                since = state.survey_at - OVERLAP if state.survey_at else None
+                answered = select(day).distinct().select_from(s).join(
+                    c, c.id == s.complaint_id).where(
+                    s.answered_at >= since if since else s.answered_at.is_not(None))
+                days |= {int(x) for x in await session.scalars(answered)}
+            days |= await _rating_moves(session, day)
+            daily = {}
+            for start, end in _ranges(days):
+                ranges = [and_(c.created_at >= day_start(start, offset),
+                               c.created_at < day_start(end, offset))]
+                daily.update(await _compute(session, dialect, offset, ranges))
+            for i in range(0, len(days), CHUNK):
+                chunk = sorted(days)[i:i + CHUNK]
+                await session.execute(delete(ReportDayRow).where(ReportDayRow.day.in_(chunk)))
+        await _insert(session, ReportDayRow, [
+            {"day": k[0], "agency": k[1], "municipality": k[2], "sector": k[3],
+             "category": k[4], **_values(agg)} for k, agg in daily.items()])
+        await _write_months(session, {month_of(d) for d in days}, daily if full else None)
+        state.offset_minutes = minutes
+        if mark is not None:
+            state.history_id = max(state.history_id, mark)
+        state.survey_at = newest_answer
+        state.survey_count = await _answers_since(session, newest_answer)
+        state.refreshed_at = datetime.now().astimezone()
+    return Refreshed(len(days), full)
+
