@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 
 from config.bootstrap import System
 from config.tasks import Tasks
-from notifications.delivery import DeliveryWorker
+from notifications.delivery import Backoff, DeliveryWorker
+from notifications.ratelimit import DEFAULT_LIMITS, RateLimit, paced
 
 
 class Started:
@@ -86,6 +88,19 @@ def _start_vk(system: System, tasks: Tasks, stop: asyncio.Event, app: web.Applic
     started.names.append("VK")
 
 
+def outbox_worker(system: System, channel: str, messenger: Any,
+                  limit: RateLimit) -> DeliveryWorker:
+    """A delivery worker for ``channel`` with the ``TSUR_OUTBOX_*`` settings, paced a
+    little under ``limit`` (see :func:`notifications.ratelimit.paced`)."""
+    settings = system.settings
+    return DeliveryWorker(
+        system.database.uow, channel, messenger,
+        limiter=system.limiters(channel, paced(limit)), clock=system.clock,
+        backoff=Backoff(base=settings.outbox_retry_seconds),
+        max_attempts=settings.outbox_max_attempts, batch_size=settings.outbox_batch,
+        lease=timedelta(seconds=settings.outbox_lease_seconds))
+
+
 def start_outbox_workers(system: System, tasks: Tasks) -> list[DeliveryWorker]:
     """Start an outbox worker for each chat channel whose token is set; returns them.
 
@@ -100,7 +115,9 @@ def start_outbox_workers(system: System, tasks: Tasks) -> list[DeliveryWorker]:
         from bots.telegram.outbox import TelegramOutboxMessenger
 
         bot = make_bot(settings.telegram_token, settings.telegram_api_url or None)
-        worker = system.delivery_worker("telegram", TelegramOutboxMessenger(bot))
+        worker = outbox_worker(system, "telegram", TelegramOutboxMessenger(bot), RateLimit(
+            per_second=settings.telegram_rate,
+            per_chat_per_second=DEFAULT_LIMITS["telegram"].per_chat_per_second))
         tasks.start("outbox:telegram", _run_then_close(worker, bot.session.close))
         workers.append(worker)
         if settings.telegram_backoffice_chat_id:
@@ -110,7 +127,8 @@ def start_outbox_workers(system: System, tasks: Tasks) -> list[DeliveryWorker]:
         from bots.vk.outbox import VkOutboxMessenger
 
         api = make_api(settings.vk_token, settings.vk_api_url or None)
-        worker = system.delivery_worker("vk", VkOutboxMessenger(api))
+        worker = outbox_worker(system, "vk", VkOutboxMessenger(api),
+                               RateLimit(per_second=settings.vk_rate))
         tasks.start("outbox:vk", _run_then_close(worker, api.http_client.close))
         workers.append(worker)
     return workers

@@ -68,6 +68,12 @@ class Settings:
     leader_lock: str = "auto"  # auto | postgres | redis | file | none: one active scheduler
     leader_check_seconds: float = 2.0
     reuse_port: bool = False  # several `web` processes on one host share TSUR_PORT
+    telegram_rate: float = 30.0  # messages/s overall (paid broadcasts: up to 1000)
+    vk_rate: float = 20.0  # messages.send requests/s of the community
+    outbox_batch: int = 500  # rows an outbox worker claims at a time
+    outbox_lease_seconds: float = 120.0  # a claim's lease: a dead worker's rows return
+    outbox_retry_seconds: float = 5.0  # first backoff; doubles per attempt, capped at 1 h
+    outbox_max_attempts: int = 10
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -112,6 +118,12 @@ class Settings:
             "broadcast_check_seconds": int,
             "leader_check_seconds": float,
             "reuse_port": _bool,
+            "telegram_rate": float,
+            "vk_rate": float,
+            "outbox_batch": int,
+            "outbox_lease_seconds": float,
+            "outbox_retry_seconds": float,
+            "outbox_max_attempts": int,
         }
         values: dict[str, object] = {}
         for f in fields(cls):
@@ -137,6 +149,10 @@ class Settings:
         if settings.leader_lock == "postgres" and not settings.sqlalchemy_url.startswith(
                 "postgresql"):
             raise ValueError("TSUR_LEADER_LOCK=postgres needs a PostgreSQL TSUR_DATABASE_URL")
+        for name in ("telegram_rate", "vk_rate", "outbox_batch", "outbox_lease_seconds",
+                     "outbox_retry_seconds", "outbox_max_attempts"):
+            if not getattr(settings, name) > 0:
+                raise ValueError(f"TSUR_{name.upper()} must be positive")
         if not 0 < settings.leader_check_seconds <= 60:
             raise ValueError("TSUR_LEADER_CHECK_SECONDS must be in (0, 60]")
         if bool(settings.vk_callback_secret) != bool(settings.vk_confirmation):

@@ -37,6 +37,22 @@ DEFAULT_LIMITS: dict[str, RateLimit] = {
 }
 
 
+HEADROOM = 0.99
+
+
+def paced(limit: RateLimit, headroom: float = HEADROOM) -> RateLimit:
+    """``limit`` scaled to ``headroom`` of the platform's rates. A platform counts sends
+    when they arrive; a send delayed on the way (a busy event loop, a slow connection)
+    lands closer to the next one than it left, and a sender at exactly the limit then
+    draws a 429. A percent of headroom absorbs such a delay without flood control."""
+    def scale(rate: float | None) -> float | None:
+        return rate * headroom if rate else rate
+
+    return RateLimit(per_second=scale(limit.per_second), burst=limit.burst,
+                     per_chat_per_second=scale(limit.per_chat_per_second),
+                     per_chat_burst=limit.per_chat_burst)
+
+
 class TokenBucket:
     """``rate`` tokens per second, at most ``burst`` saved up (GCRA form)."""
 

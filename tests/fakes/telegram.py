@@ -10,7 +10,9 @@ Point the real aiogram ``Bot`` at it::
 
 It validates parameters like the real API (see ``telegram_checks``), records every
 request in ``tg.calls`` and can be told to fail (``block``, ``fail_next``,
-``fault_rate``). Injected updates are served by ``getUpdates`` long polling.
+``fault_rate``). Injected updates are served by ``getUpdates`` long polling. Opt-in
+``tg.flood = FloodGate(30, 1)`` (``tests/fakes/flood.py``) enforces the Bot API's rate
+limits: a message over them gets 429 ``retry_after``, counted in ``tg.flood.refused``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from tests.fakes import telegram_checks as check
+from tests.fakes.flood import FloodGate, repeats
 from tests.fakes.telegram_checks import ApiError
 from tests.fakes.telegram_inject import TelegramInjector
 from tests.fakes.telegram_methods import METHODS
@@ -58,6 +61,12 @@ class Fault:
         return ApiError(self.status, self.description or reason)
 
 
+def _sends_message(method: str) -> bool:
+    """Whether a Bot API method puts a message into a chat (what flood control counts)."""
+    return (method.startswith("send") and method != "sendchataction") or method in (
+        "copymessage", "forwardmessage")
+
+
 class Signal:
     """Wakes every waiter when something changes (a call, an update, an edit)."""
 
@@ -86,6 +95,7 @@ class FakeTelegram(TelegramInjector):
         self.fault_methods: set[str] | None = None  # None: every method that sends or edits
         self.fault_kinds: list[Fault] = [Fault(429, 1), Fault(500), Fault(0)]
         self.random = random.Random(seed)
+        self.flood: FloodGate | None = None  # None: no rate limits enforced
         self.base_url = ""
         self._faults: list[tuple[str | None, Fault]] = []
         self._signal = Signal()
@@ -182,6 +192,10 @@ class FakeTelegram(TelegramInjector):
         self.calls.append(call)
         self._changed()
         key = method.lower()
+        if self.flood is not None and _sends_message(key) and not self.flood.admit(
+                [str(params.get("chat_id"))], call.time):
+            call.status = 429
+            return web.json_response(Fault(429, 1).error().body(), status=429)
         fault = self._take_fault(key)
         try:
             if fault and not fault.after_apply:
@@ -260,6 +274,10 @@ class FakeTelegram(TelegramInjector):
         return web.json_response(ApiError(404, "Not Found").body(), status=404)
 
     # --- recording -----------------------------------------------------------------------
+    def duplicates(self) -> int:
+        """Messages that repeat an earlier one to the same chat (same text or caption)."""
+        return repeats((m.chat_id, m.text or m.caption) for m in self.world.sent)
+
     def calls_of(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method.lower() == method.lower()]
 

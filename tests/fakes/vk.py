@@ -13,7 +13,9 @@ Point the real vkbottle ``API`` at it by overriding the instance attribute that
         vk.send_text(42, "Привет")
 
 Every request is recorded in ``vk.calls``; ``deny``, ``fail_next`` and ``fault_rate``
-script failures.
+script failures. Opt-in ``vk.flood = FloodGate(20)`` (``tests/fakes/flood.py``) enforces
+the community's 20 requests per second: a request over it gets error 6, counted in
+``vk.flood.refused``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from tests.fakes.flood import FloodGate, repeats
 from tests.fakes.telegram import Signal
 from tests.fakes.vk_inject import VkInjector
 from tests.fakes.vk_keyboard import VkError
@@ -61,6 +64,7 @@ class FakeVK(VkInjector):
         self.fault_methods: set[str] | None = None  # None: all but the polling set-up
         self.fault_kinds = [VkFault(6), VkFault(10), VkFault(status=502), VkFault(drop=True)]
         self.random = random.Random(seed)
+        self.flood: FloodGate | None = None  # None: no rate limits enforced
         self.base_url = ""
         self.api_url = ""
         self.polls_in_flight = 0
@@ -161,6 +165,8 @@ class FakeVK(VkInjector):
         )
         self.calls.append(call)
         try:
+            if self.flood is not None and not self.flood.admit(["community"], call.time):
+                raise VkError(6)  # too many requests per second: all methods count
             fault = self._take_fault(name)
             if fault and not fault.after_apply:
                 return self._fail(request, call, name, params, fault)
@@ -238,6 +244,10 @@ class FakeVK(VkInjector):
         return web.Response(body=photo.data, content_type="image/jpeg")
 
     # --- recording -----------------------------------------------------------------------
+    def duplicates(self) -> int:
+        """Messages that repeat an earlier one to the same peer (same text)."""
+        return repeats((m.peer_id, m.text) for m in self.world.sent)
+
     def calls_of(self, method: str) -> list[VkCall]:
         return [c for c in self.calls if c.method == method]
 
