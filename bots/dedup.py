@@ -7,8 +7,10 @@ from collections.abc import Hashable
 
 
 class RecentIds:
-    """The last ``size`` ids seen, forgetting the oldest first (one process only: with
-    several web processes the database or Redis would have to remember them)."""
+    """The last ``size`` ids seen, forgetting the oldest first. One process only, and
+    only to save work: with several web processes a repeat may reach another one, where
+    the engine's fingerprints (stored with the conversation, in the database) keep it
+    from being recorded twice."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -22,3 +24,7 @@ class RecentIds:
         if len(self._seen) > self.size:
             self._seen.popitem(last=False)
         return True
+
+    def discard(self, key: Hashable) -> None:
+        """Forget ``key`` (its handling was abandoned: a repeat must be handled)."""
+        self._seen.pop(key, None)

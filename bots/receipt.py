@@ -43,12 +43,13 @@ class Receipt:
     ``None`` only the end of the handler settles it.
     """
 
-    __slots__ = ("_grace", "_on_settled", "_timer", "is_persisted", "settled")
+    __slots__ = ("_grace", "_on_settled", "_timer", "abandoned", "is_persisted", "settled")
 
     def __init__(self, on_settled: Callable[[], None] | None = None, *,
                  grace: float | None = REPLY_GRACE) -> None:
         self.settled = asyncio.Event()
         self.is_persisted = False
+        self.abandoned = False  # the handler was cancelled before it settled
         self._grace = grace
         self._on_settled = on_settled
         self._timer: asyncio.TimerHandle | None = None
@@ -73,6 +74,18 @@ class Receipt:
             self._on_settled()
 
 
+    def abandon(self) -> None:
+        """The handler was cancelled (a shutdown): not settled, so the platform must not be
+        told it was taken; waiters wake up and see :attr:`abandoned`."""
+        if self.settled.is_set():
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.abandoned = True
+        self.settled.set()
+
+
 def persisted() -> None:
     """Tell the receipt of the update being handled (if any) that the engine committed."""
     receipt = _current.get()
@@ -91,6 +104,12 @@ def receipt_for(handler: Awaitable[T], receipt: Receipt) -> asyncio.Task[T]:
 
 async def _settle_after(handler: Awaitable[T], receipt: Receipt) -> T:
     try:
-        return await handler
-    finally:
+        result = await handler
+    except asyncio.CancelledError:
+        receipt.abandon()
+        raise
+    except BaseException:
         receipt.finished()
+        raise
+    receipt.finished()
+    return result

@@ -111,6 +111,8 @@ class TelegramWebhook:
             first = self._inflight.get(uid)
             if first is not None:
                 await first.settled.wait()
+                if first.abandoned:
+                    return _unavailable()
             log.info("telegram webhook: update %s again; skipped", uid)
             return web.Response(text="ok")
         receipt = Receipt(grace=REPLY_GRACE if self.background else None)
@@ -120,6 +122,9 @@ class TelegramWebhook:
         task.add_done_callback(self._tasks.discard)
         try:
             await receipt.settled.wait()
+            if receipt.abandoned:
+                self._recent.discard(uid)
+                return _unavailable()
         finally:
             self._inflight.pop(uid, None)
         return web.Response(text="ok")
@@ -257,3 +262,9 @@ def setup_telegram_webhook_mode(app: web.Application, engine: DialogueEngine, *,
 
     app.on_cleanup.append(close)  # after on_shutdown, where the updates in flight drain
     return mode
+
+
+def _unavailable() -> web.Response:
+    """The handler was cancelled (shutting down): a 5xx makes the platform repeat the
+    update, to this or another worker."""
+    return web.Response(status=503, text="shutting down")

@@ -7,14 +7,16 @@ next to the web chat when ``TSUR_VK_TOKEN`` is set, and the outbox uses
 """
 
 from .callback import VkCallback, setup_vk_callback, setup_vk_callback_mode
-from .channel import DataDirPolling, VkChannel, build_bot, make_api, serve_vk
+from .channel import VkChannel, build_bot, make_api, serve_vk
 from .messenger import VkMessenger, VkUnavailableError
+from .polling import DataDirPolling, SettledPolling
 from .render import Rendered, render, split_text
 from .translate import incoming_from_event, incoming_from_message
 
 __all__ = [
     "DataDirPolling",
     "Rendered",
+    "SettledPolling",
     "VkCallback",
     "VkChannel",
     "VkMessenger",

@@ -8,12 +8,17 @@ key, and the string the server must return to confirm its address). The route:
 * checks the event's ``secret`` (in constant time) and, if configured, its ``group_id``;
   anything else gets 403 and nothing happens;
 * answers the ``confirmation`` event with the confirmation string (``text/plain``);
-* answers every other accepted event ``ok`` at once (VK repeats an event not answered
-  ``ok`` in time, and switches off a server that keeps failing) and handles it in the
-  background;
-* skips an ``event_id`` it has seen recently (VK repeats events). The memory is per
-  process: with several worker processes behind one URL (issue 7) it has to move to a
-  shared store (the database or Redis);
+* answers every other accepted event ``ok`` only once it is *settled*
+  (:mod:`bots.receipt`: handled, or persisted by the dialogue core with its replies under
+  way for a few seconds). VK repeats an event not answered ``ok``, so a process killed
+  before that point gets it again (here or in another worker) and nothing the citizen
+  sent is lost; the engine recognises a repeat of what it had already persisted and
+  does not record it twice — its fingerprints are stored with the conversation, in the
+  database, so this holds across several worker processes;
+* answers a repeat of an ``event_id`` it has seen recently without handling it again,
+  but only once the first delivery has settled. This memory is per process and only
+  saves work: with several worker processes behind one URL a repeat may reach another
+  worker, where the engine's stored fingerprints keep it from being recorded twice;
 * hands ``message_new`` and ``message_event`` to the very handlers long polling uses
   (:class:`bots.vk.channel.VkChannel`, through vkbottle's router, so the event becomes
   the same ``Message``/``MessageEvent`` objects); other event types are acknowledged and
@@ -32,6 +37,7 @@ from aiohttp import web
 from vkbottle import Bot
 
 from bots.dedup import RecentIds
+from bots.receipt import REPLY_GRACE, Receipt, receipt_for
 
 from .channel import STOP_GRACE, DialogueEngine, VkChannel, make_api
 from .messenger import VkMessenger
@@ -58,6 +64,7 @@ class VkCallback:
         self._secret = secret.encode()
         self._recent = RecentIds(recent)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._inflight: dict[str, Receipt] = {}
         self.bot = Bot(api=channel.messenger.api)
         channel.register(self.bot)
 
@@ -83,12 +90,30 @@ class VkCallback:
             return _bad("an event without an object")
         event_id = event.get("event_id")
         if isinstance(event_id, str) and event_id and not self._recent.add(event_id):
+            first = self._inflight.get(event_id)
+            if first is not None:
+                await first.settled.wait()
+                if first.abandoned:
+                    return _unavailable()
             log.info("vk callback: event %s again; skipped", event_id)
             return web.Response(text="ok")
         if kind in HANDLED:
-            task = asyncio.create_task(self._route(event))
+            receipt = Receipt(grace=REPLY_GRACE)
+            key = event_id if isinstance(event_id, str) and event_id else None
+            if key is not None:
+                self._inflight[key] = receipt
+            task = receipt_for(self._route(event), receipt)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            try:
+                await receipt.settled.wait()
+                if receipt.abandoned:
+                    if key is not None:
+                        self._recent.discard(key)
+                    return _unavailable()
+            finally:
+                if key is not None:
+                    self._inflight.pop(key, None)
         return web.Response(text="ok")
 
     async def _route(self, event: dict[str, Any]) -> None:
@@ -144,3 +169,9 @@ def setup_vk_callback_mode(app: web.Application, engine: DialogueEngine, *, toke
 
     app.on_cleanup.append(close)
     return hook
+
+
+def _unavailable() -> web.Response:
+    """The handler was cancelled (shutting down): a 5xx makes the platform repeat the
+    event, to this or another worker."""
+    return web.Response(status=503, text="shutting down")

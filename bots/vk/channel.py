@@ -1,18 +1,12 @@
 """The citizens' VK community channel: vkbottle handlers around the dialogue engine.
 
-Private dialogues only (group chats are ignored). Bots Long Poll by default; the
-Callback API is not wired yet. vkbottle runs every event as its own task, so the channel
-keeps order itself: one lock per peer around "ask the engine, send the replies", taken in
-arrival order. vkbottle's state dispenser is not used; the conversation lives in the
-core's store.
-
-vkbottle keeps the long-poll ``ts`` in ``.vkbottle/bot-polling/<group_id>.json`` under
-the *working directory* (``BotPolling.ts_state_path`` uses ``Path.cwd()``); changing the
-working directory of the whole process is not acceptable inside ``tsur run``, so
-:class:`DataDirPolling` overrides that one property to put the file under ``data_dir``.
-With the file there, a restarted bot resumes from the saved ``ts`` and answers what
-citizens wrote while it was down (VK keeps events for a while; if they are gone, VK says
-so and polling starts afresh).
+Private dialogues only (group chats are ignored). Bots Long Poll by default
+(:mod:`bots.vk.polling`: the ``ts`` is saved under ``data_dir``, and only past events
+that were handled, so a restart answers what came while the bot was down and what a
+kill interrupted); the Callback API in :mod:`bots.vk.callback`. vkbottle runs every
+event as its own task, so the channel keeps order itself: one lock per peer around "ask
+the engine, send the replies", taken in arrival order. vkbottle's state dispenser is not
+used; the conversation lives in the core's store.
 """
 
 from __future__ import annotations
@@ -25,12 +19,13 @@ from typing import Any, Protocol
 from vkbottle import API, AiohttpClient, Bot, GroupEventType
 from vkbottle.api.request_rescheduler import ABCRequestRescheduler
 from vkbottle.bot import Message, MessageEvent
-from vkbottle.polling import BotPolling
 
+from bots.receipt import persisted
 from dialogue.engine import KeyedLocks
 from dialogue.messages import IncomingMessage, OutgoingMessage
 
 from .messenger import VkMessenger, VkUnavailableError
+from .polling import SettledPolling
 from .translate import incoming_from_event, incoming_from_message, is_private
 
 log = logging.getLogger(__name__)
@@ -45,21 +40,6 @@ class DialogueEngine(Protocol):
     async def handle(self, msg: IncomingMessage) -> list[OutgoingMessage]:
         """Handle one citizen action and return the replies, in order."""
         ...
-
-
-class DataDirPolling(BotPolling):
-    """Bots Long Poll that keeps its ``ts`` file under ``state_dir`` instead of the
-    working directory (the one property vkbottle derives from ``Path.cwd()``)."""
-
-    def __init__(self, api: API, *, state_dir: Path, **kwargs: Any) -> None:
-        super().__init__(api, **kwargs)
-        self.state_dir = state_dir
-
-    @property
-    def ts_state_path(self) -> Path:
-        if self.group_id is None:
-            raise RuntimeError("the polling state path is unknown before the group id")
-        return self.state_dir / ".vkbottle" / "bot-polling" / f"{self.group_id}.json"
 
 
 class GiveUpRescheduler(ABCRequestRescheduler):
@@ -130,6 +110,7 @@ class VkChannel:
         except Exception:  # the engine apologises itself; this is the last line of defence
             log.exception("vk: the engine failed on a message from %s", incoming.user_id)
             return
+        persisted()  # VK may now be told the event was taken
         for reply in replies:
             try:
                 delivered = await self.messenger.send(incoming.address, reply)
@@ -168,7 +149,7 @@ def build_bot(engine: DialogueEngine, api: API, *, data_dir: Path | None = None,
     Without ``data_dir`` the file goes to the working directory, as vkbottle does, and a
     restart skips what came while the bot was down.
     """
-    polling = DataDirPolling(api, state_dir=data_dir or Path.cwd(), group_id=group_id,
+    polling = SettledPolling(api, state_dir=data_dir or Path.cwd(), group_id=group_id,
                              wait=wait)
     bot = Bot(api=api, polling=polling, skip_old_events=data_dir is None)
     (channel or VkChannel(engine, VkMessenger(api))).register(bot)
@@ -183,8 +164,8 @@ async def serve_vk(engine: DialogueEngine, *, token: str, group_id: int, api_url
     The working directory is left alone; the polling state goes to ``data_dir``. If
     polling dies (vkbottle lets the first ``groups.getLongPollServer`` error escape), it
     is started again after ``retry_delay`` seconds. On stop the pending long-poll request
-    is cancelled (the ``ts`` is saved only after events were handed off, so nothing is
-    skipped) and replies in flight get :data:`STOP_GRACE` seconds to finish.
+    is cancelled and events in flight get :data:`STOP_GRACE` seconds to finish (the
+    ``ts`` moves past them as they settle; whatever does not is handed out again).
     """
     api = make_api(token, api_url)
     channel = VkChannel(engine, VkMessenger(api))
@@ -194,7 +175,8 @@ async def serve_vk(engine: DialogueEngine, *, token: str, group_id: int, api_url
     try:
         while not stop.is_set():
             polling = bot.polling
-            task = asyncio.create_task(bot.run_polling(custom_polling=polling))
+            assert isinstance(polling, SettledPolling)
+            task = asyncio.create_task(polling.run(bot))
             try:
                 await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
             finally:

@@ -137,6 +137,37 @@ async def test_message_new_is_answered_ok_and_the_citizen_gets_the_reply(
     assert int(call.params["random_id"]) != 0
 
 
+async def test_ok_comes_only_after_the_event_was_handled(hooked: Hooked) -> None:
+    """VK repeats an event until it gets "ok": answering it only once the event is
+    handled makes a kill before that point lose nothing."""
+    vk = hooked.vk
+    assert await hooked.post(vk.send_text(USER, PROBLEM)) == (200, "ok", "text/plain")
+    assert vk.sent_to(USER), "the reply was sent before VK was told ok"
+
+
+async def test_a_repeat_while_the_first_is_in_flight_waits_for_it(hooked: Hooked) -> None:
+    vk = hooked.vk
+    gate = asyncio.Event()
+    engine = hooked.hook.channel.engine
+    handle = engine.handle
+
+    async def slow(msg: Any) -> Any:
+        await gate.wait()
+        return await handle(msg)
+
+    engine.handle = slow
+    event = vk.send_text(USER, PROBLEM)
+    first = asyncio.create_task(hooked.post(event))
+    await vk.wait_for(lambda: hooked.hook._inflight)
+    repeat = asyncio.create_task(hooked.post(event))  # VK gave up waiting and repeats
+    done, _ = await asyncio.wait({first, repeat}, timeout=0.5)
+    assert done == set()  # neither delivery is acknowledged while the event is in flight
+    gate.set()
+    assert (await first)[:2] == (200, "ok")
+    assert (await repeat)[:2] == (200, "ok")
+    assert len([m for m in vk.sent_to(USER) if "ЖКХ" in m.text]) == 1  # handled once
+
+
 async def test_a_button_press_is_answered_and_moves_the_dialogue_on(hooked: Hooked) -> None:
     vk = hooked.vk
     await hooked.post(vk.send_text(USER, PROBLEM))
