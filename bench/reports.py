@@ -25,8 +25,10 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -34,10 +36,14 @@ from sqlalchemy import text  # noqa: E402
 
 from domain.catalogue import load_catalogue  # noqa: E402
 from domain.storage import Database, sqlite_url, upgrade_async  # noqa: E402
-from domain.storage.queries import ComplaintFilter, register_page  # noqa: E402
+from domain.storage.queries import ComplaintFilter, Sort, register_page  # noqa: E402
+from domain.storage.report_daily import ratings as aggregated_ratings  # noqa: E402
+from domain.storage.report_refresh import refresh  # noqa: E402
 from domain.storage.reports import Period, ratings  # noqa: E402
 
 NOW = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
+LOCAL = ZoneInfo("Europe/Moscow")  # the portal's calendar
+OFFSET = timedelta(hours=3)
 YEARS = 2
 CHUNK = 50_000
 SECTOR_WEIGHTS = {"housing": 30, "roads": 16, "waste": 10, "energy": 10, "transport": 8,
@@ -47,13 +53,17 @@ COMPLAINT_COLUMNS = ("id", "number", "citizen_id", "channel", "text", "sector", 
                      "resolution_due", "classified_by", "confidence", "address", "latitude",
                      "longitude", "status", "first_answered_at", "resolved_at", "updated_at")
 HISTORY_COLUMNS = ("complaint_id", "kind", "at", "actor", "text", "data")
+SURVEY_COLUMNS = ("complaint_id", "citizen_id", "channel", "state", "created_at",
+                  "reopen_until", "solved", "rating", "answered_at")
 WORDS = ("нет воды", "яма на дороге", "не вывозят мусор", "нет света", "не ходит автобус",
          "протекает крыша", "холодные батареи", "не работает фонарь", "очередь в поликлинике",
          "бродячие собаки", "шум ночью", "сломана детская площадка")
 
 
-def generate(n: int, seed: int = 7) -> Iterator[tuple[list[tuple], list[tuple], list[tuple]]]:
-    """Chunks of (citizens, complaints, history) rows with timezone-aware datetimes."""
+def generate(n: int, seed: int = 7
+             ) -> Iterator[tuple[list[tuple], list[tuple], list[tuple], list[tuple]]]:
+    """Chunks of (citizens, complaints, history, surveys) rows with timezone-aware
+    datetimes."""
     rnd = random.Random(seed)
     cat = load_catalogue()
     sectors = [s for s in cat.sectors if s.slug in SECTOR_WEIGHTS]
@@ -65,7 +75,7 @@ def generate(n: int, seed: int = 7) -> Iterator[tuple[list[tuple], list[tuple], 
     next_citizen = 1
     history_id = 0
     for base in range(0, n, CHUNK):
-        people, rows, hist = [], [], []
+        people, rows, hist, surveys = [], [], [], []
         for i in range(base + 1, min(n, base + CHUNK) + 1):
             # filings grow over time (sqrt) and dip at weekends
             while True:
@@ -100,6 +110,13 @@ def generate(n: int, seed: int = 7) -> Iterator[tuple[list[tuple], list[tuple], 
             if resolved:
                 status = rnd.choices(("closed", "rejected", "duplicate"), (90, 7, 3))[0]
                 h.append(("status", resolved, "op", "", {"old": "answered", "new": status}))
+                if status == "closed":  # one survey per closure; a third answer it
+                    answered = rnd.random() < 0.35 and resolved + timedelta(hours=2) < NOW
+                    rating = rnd.choice((2, 3, 4, 4, 5, 5)) if answered else None
+                    surveys.append((i, citizen, "telegram", "answered" if answered else "asked",
+                                    resolved, resolved + timedelta(days=30),
+                                    rnd.random() < 0.7 if answered else None, rating,
+                                    resolved + timedelta(hours=2) if answered else None))
                 if rnd.random() < 0.05:
                     again = resolved + timedelta(days=rnd.uniform(0.5, 5))
                     if again < NOW:
@@ -120,7 +137,7 @@ def generate(n: int, seed: int = 7) -> Iterator[tuple[list[tuple], list[tuple], 
             for kind, when, actor, body, data in h:
                 history_id += 1
                 hist.append((i, kind, when, actor, body, data))
-        yield people, rows, hist
+        yield people, rows, hist, surveys
 
 
 def _sqlite_value(v: Any) -> Any:
@@ -135,7 +152,7 @@ def load_sqlite(path: Path, n: int) -> None:
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA synchronous=OFF")
     c_cols, h_cols = ", ".join(COMPLAINT_COLUMNS), ", ".join(HISTORY_COLUMNS)
-    for people, rows, hist in generate(n):
+    for people, rows, hist, surveys in generate(n):
         conn.executemany("INSERT INTO citizens (id, language, name, phone, subscribed_sectors,"
                          " reachable, created_at) VALUES (?, 'ru', '', '', '[]', 1, ?)",
                          [(i, _sqlite_value(at)) for i, at in people])
@@ -145,6 +162,9 @@ def load_sqlite(path: Path, n: int) -> None:
         conn.executemany(f"INSERT INTO complaint_history ({h_cols}) VALUES "
                          f"({', '.join('?' * len(HISTORY_COLUMNS))})",
                          [tuple(map(_sqlite_value, r)) for r in hist])
+        conn.executemany(f"INSERT INTO surveys ({', '.join(SURVEY_COLUMNS)}) VALUES "
+                         f"({', '.join('?' * len(SURVEY_COLUMNS))})",
+                         [tuple(map(_sqlite_value, r)) for r in surveys])
         conn.commit()
     conn.execute("ANALYZE")
     conn.commit()
@@ -156,7 +176,7 @@ async def load_postgres(url: str, n: int) -> None:
 
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
-        for people, rows, hist in generate(n):
+        for people, rows, hist, surveys in generate(n):
             await conn.copy_records_to_table(
                 "citizens", records=[(i, "ru", "", "", "[]", True, at) for i, at in people],
                 columns=("id", "language", "name", "phone", "subscribed_sectors",
@@ -166,87 +186,124 @@ async def load_postgres(url: str, n: int) -> None:
             await conn.copy_records_to_table(
                 "complaint_history", columns=HISTORY_COLUMNS,
                 records=[(*r[:5], json.dumps(r[5])) for r in hist])
+            await conn.copy_records_to_table("surveys", records=surveys,
+                                             columns=SURVEY_COLUMNS)
         await conn.execute("ANALYZE")
     finally:
         await conn.close()
 
 
-async def timed(label: str, run: Callable[[], Awaitable[Any]], repeat: int = 5) -> float:
+async def timed(run: Callable[[], Awaitable[Any]], repeat: int = 5,
+                before: Callable[[], Awaitable[Any]] | None = None) -> float:
+    """The median of ``repeat`` runs after a warm-up; ``before`` runs untimed each time."""
     await run()  # warm the caches and the connection pool
     times = []
     for _ in range(repeat):
+        if before is not None:
+            await before()
         start = time.perf_counter()
         await run()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
-async def measure(database: Database, name: str) -> list[tuple[str, float]]:
-    month = Period(NOW - timedelta(days=30), NOW)
-    quarter = Period(NOW - timedelta(days=91), NOW)
+def local_days(days: int) -> Period:
+    """The last ``days`` local days up to today, as the portal's period form makes them."""
+    today = NOW.astimezone(LOCAL).date()
+    return Period(datetime.combine(today - timedelta(days=days - 1), dtime(), tzinfo=LOCAL),
+                  datetime.combine(today + timedelta(days=1), dtime(), tzinfo=LOCAL))
+
+
+async def measure(database: Database, name: str, repeat: int) -> list[tuple[str, float]]:
+    month, quarter, year = local_days(30), local_days(91), local_days(365)
+    factory = database.session_factory
+    changes = random.Random(11)
 
     async def count() -> None:
-        async with database.session_factory() as s:
+        async with factory() as s:
             await s.execute(text("SELECT count(*) FROM complaints"))
 
-    def page(flt: ComplaintFilter) -> Callable[[], Awaitable[Any]]:
+    def page(flt: ComplaintFilter, sort: Sort | None = None) -> Callable[[], Awaitable[Any]]:
         async def run() -> None:
-            async with database.session_factory() as s:
-                await register_page(s, flt, NOW)
+            async with factory() as s:
+                await register_page(s, flt, NOW, sort=sort)
         return run
 
-    def report(period: Period) -> Callable[[], Awaitable[Any]]:
+    def direct(period: Period) -> Callable[[], Awaitable[Any]]:
         async def run() -> None:
-            async with database.session_factory() as s:
+            async with factory() as s:
                 await ratings(s, period, NOW)
         return run
 
-    def medians_in_sql(period: Period) -> Callable[[], Awaitable[Any]]:
-        # For comparison with the Python medians of ``ratings``: one median per agency with
-        # window functions (both backends have them), for the first-answer time only.
-        hours = ("(julianday(first_answered_at) - julianday(created_at)) * 24"
-                 if name.startswith("SQLite") else
-                 "extract(epoch from first_answered_at - created_at) / 3600")
-        sql = text(f"""
-            SELECT agency, avg(h) FROM (
-              SELECT agency, {hours} AS h,
-                     row_number() OVER (PARTITION BY agency ORDER BY {hours}) AS i,
-                     count(*) OVER (PARTITION BY agency) AS n
-              FROM complaints WHERE created_at >= :start AND created_at < :end
-                AND first_answered_at IS NOT NULL) AS t
-            WHERE i IN ((n + 1) / 2, (n + 2) / 2) GROUP BY agency""")
-
-        async def run() -> None:
-            start, end = period.start, period.end
-            if name.startswith("SQLite"):  # stored as naive UTC text
-                start, end = (x.astimezone(UTC).replace(tzinfo=None).isoformat(
-                    " ", "microseconds") for x in (start, end))
-            async with database.session_factory() as s:
-                await s.execute(sql, {"start": start, "end": end})
+    def report(period: Period) -> Callable[[], Awaitable[Any]]:
+        async def run() -> None:  # what the page does: refresh, then read the aggregates
+            await refresh(factory, OFFSET)
+            async with factory() as s:
+                await aggregated_ratings(s, period, NOW)
         return run
 
+    async def touch() -> None:
+        """200 complaints of the last 91 days change (a history row each, as the services
+        write one), so the next refresh recomputes their days."""
+        async with factory() as s, s.begin():
+            ids = (await s.execute(text(
+                "SELECT id FROM complaints WHERE created_at >= :start ORDER BY id"),
+                {"start": _bind(quarter.start, name)})).scalars().all()
+            picked = changes.sample(list(ids), 200)
+            await s.execute(text(
+                "INSERT INTO complaint_history (complaint_id, kind, at, actor, text, data) "
+                "VALUES (:c, 'citizen_message', :at, 'citizen', 'ещё', '{}')"),
+                [{"c": c, "at": _bind(NOW, name)} for c in picked])
+
+    async with factory() as s, s.begin():  # build from scratch, also in a kept file
+        await s.execute(text("UPDATE report_state SET offset_minutes = NULL"))
+    start = time.perf_counter()
+    built = await refresh(factory, OFFSET)
+    build = time.perf_counter() - start
+    cases: list[tuple[str, Callable[[], Awaitable[Any]], Callable[[], Awaitable[Any]] | None]]
     cases = [
-        ("baseline: SELECT count(*) FROM complaints", count),
-        ("register: no filter, page 1", page(ComplaintFilter())),
+        ("baseline: SELECT count(*) FROM complaints", count, None),
+        ("register: no filter, page 1", page(ComplaintFilter()), None),
         ("register: sector+municipality, last 30 days",
          page(ComplaintFilter(sector="roads", municipality="makhachkala",
-                              created_from=month.start))),
+                              created_from=month.start)), None),
         ("register: open, one agency", page(ComplaintFilter(
-            open_only=True, agency="minenergo", statuses=()))),
+            open_only=True, agency="minenergo", statuses=())), None),
         ("register: overdue (open, due before now)",
-         page(ComplaintFilter(open_only=True, due_before=NOW))),
-        ("ratings: last 30 days", report(month)),
-        ("ratings: last 91 days", report(quarter)),
-        ("(one median per agency in SQL, 30 days)", medians_in_sql(month)),
+         page(ComplaintFilter(open_only=True, due_before=NOW)), None),
+        ("register: overdue, sorted by deadline",
+         page(ComplaintFilter(open_only=True, due_before=NOW),
+              Sort("resolution_due", descending=False)), None),
+        ("register: all, sorted by deadline", page(ComplaintFilter(),
+                                                   Sort("resolution_due")), None),
+        ("register: search \"фонарь\"", page(ComplaintFilter(search="фонарь")), None),
+        ("register: search \"фонарь\", last 30 days",
+         page(ComplaintFilter(search="фонарь", created_from=month.start)), None),
+        ("ratings, direct (before): 30 days", direct(month), None),
+        ("ratings, direct (before): 91 days", direct(quarter), None),
+        ("ratings: 30 days (refresh + aggregates)", report(month), None),
+        ("ratings: 91 days", report(quarter), None),
+        ("ratings: 365 days", report(year), None),
+        ("ratings: 91 days, ragged (now - 91 d … now)",
+         report(Period(NOW - timedelta(days=91), NOW)), None),
+        ("ratings: 365 days after 200 changes", report(year), touch),
     ]
     out = []
-    for label, run in cases:
-        out.append((label, await timed(label, run)))
+    for label, run, before in cases:
+        out.append((label, await timed(run, repeat, before)))
     base = out[0][1]
     print(f"\n{name}")
+    print(f"  full build of the aggregates: {build:.1f} s ({built.days} days)")
     for label, seconds in out:
         print(f"  {label:<48} {seconds * 1000:9.1f} ms  {seconds / base:7.1f}× baseline")
     return out
+
+
+def _bind(value: datetime, name: str) -> Any:
+    """A timestamp as each backend's text SQL takes it (SQLite: naive UTC text)."""
+    if name.startswith("SQLite"):
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    return value
 
 
 async def main() -> int:
@@ -254,13 +311,15 @@ async def main() -> int:
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--keep", type=Path, help="SQLite file to create or reuse")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per case")
     args = parser.parse_args()
     if args.backend in ("sqlite", "both"):
         folder = Path(tempfile.mkdtemp(prefix="tsur-bench-"))
         path = args.keep or folder / "bench.db"
-        if not path.exists():
-            url = sqlite_url(path)
-            await upgrade_async(url)
+        url = sqlite_url(path)
+        fresh = not path.exists()
+        await upgrade_async(url)  # a kept file may be of an older schema
+        if fresh:
             start = time.perf_counter()
             await asyncio.to_thread(load_sqlite, path, args.n)
             print(f"SQLite: loaded {args.n:,} complaints in {time.perf_counter() - start:.0f} s"
@@ -269,7 +328,8 @@ async def main() -> int:
         try:
             with sqlite3.connect(path) as conn:  # a kept file may hold another number
                 n = conn.execute("SELECT count(*) FROM complaints").fetchone()[0]
-            await measure(database, f"SQLite {sqlite3.sqlite_version}, {n:,} complaints")
+            await measure(database, f"SQLite {sqlite3.sqlite_version}, {n:,} complaints",
+                          args.repeat)
         finally:
             await database.dispose()
     if args.backend in ("postgresql", "both"):
@@ -288,7 +348,7 @@ async def main() -> int:
                   f"{time.perf_counter() - start:.0f} s")
             database = Database.from_url(url)
             try:
-                await measure(database, f"PostgreSQL, {args.n:,} complaints")
+                await measure(database, f"PostgreSQL, {args.n:,} complaints", args.repeat)
             finally:
                 await database.dispose()
         finally:

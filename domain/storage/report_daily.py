@@ -20,18 +20,19 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.storage.orm import ComplaintRow
 from domain.storage.report_daily_orm import (
     COUNTS,
     ReportDayRow,
+    ReportHistRow,
     ReportMonthRow,
     ReportStateRow,
 )
@@ -72,14 +73,28 @@ def tolerance(hours: float) -> float:
     return (2 ** (1 / OCTAVE) - 1) / 2 * (abs(hours) + 1 / 60)
 
 
-def hist_text(hist: Counter[int]) -> str:
-    return " ".join(f"{b}:{n}" for b, n in sorted(hist.items()) if n)
+def hist_text(hist: Mapping[int, int]) -> str:
+    """Dense: the first bucket, then the counts of it and the following ones."""
+    used = [b for b, n in hist.items() if n]
+    if not used:
+        return ""
+    low, high = min(used), max(used)
+    return " ".join(map(str, (low, *(hist.get(b, 0) for b in range(low, high + 1)))))
 
 
-def add_hist(into: Counter[int], text: str) -> None:
-    for pair in text.split():
-        b, _, n = pair.partition(":")
-        into[int(b)] += int(n)
+def add_hist(into: list[int], text: str) -> None:
+    """Add a :func:`hist_text` into a dense list of counts indexed by bucket."""
+    if not text:
+        return
+    base, *counts = map(int, text.split())
+    if len(into) < base + len(counts):
+        into.extend([0] * (base + len(counts) - len(into)))
+    for i, n in enumerate(counts, base):
+        into[i] += n
+
+
+def dense_counter(counts: list[int]) -> Counter[int]:
+    return Counter({b: n for b, n in enumerate(counts) if n})
 
 
 def hist_median(hist: Counter[int]) -> float | None:
@@ -132,10 +147,8 @@ class Agg:
         self.pending_resolution += other.pending_resolution
 
     def add_row(self, row: Any) -> None:
-        """A ``report_daily``/``report_monthly`` row (its count columns and histograms)."""
+        """A ``report_daily``/``report_monthly`` row (its count columns)."""
         self.add_counts((getattr(row, n) for n in COUNTS), row.rating_sum)
-        add_hist(self.first_hist, row.first_hist)
-        add_hist(self.resolution_hist, row.resolution_hist)
 
 
 def day_of(moment: datetime, offset: timedelta) -> int:
@@ -190,10 +203,8 @@ async def _add_pending(session: AsyncSession, groups: dict[Key, Agg], now: datet
                 setattr(agg, name, getattr(agg, name) + 1)
 
 
-async def _stored(session: AsyncSession, first: int, last: int) -> dict[Key, Agg]:
-    """Aggregates of days ``first`` ≤ day < ``last``: whole months from ``report_monthly``,
-    the rest from ``report_daily``."""
-    out: dict[Key, Agg] = defaultdict(Agg)
+def _months(first: int, last: int) -> tuple[list[int], list[tuple[int, int]]]:
+    """Days ``first`` ≤ day < ``last`` as whole calendar months and day ranges."""
     month = month_of(first)
     if month < first:
         month = next_month(month)
@@ -201,22 +212,45 @@ async def _stored(session: AsyncSession, first: int, last: int) -> dict[Key, Agg
     while next_month(month) <= last:
         months.append(month)
         month = next_month(month)
-    day_ranges = [(first, last)] if not months else [(first, months[0]),
-                                                      (next_month(months[-1]), last)]
+    if not months:
+        return [], [(first, last)]
+    return months, [(a, b) for a, b in ((first, months[0]), (next_month(months[-1]), last))
+                    if a < b]
+
+
+Hists = dict[tuple[str, str], tuple[list[int], list[int]]]
+
+
+async def _stored(session: AsyncSession, first: int, last: int
+                  ) -> tuple[dict[Key, Agg], Hists]:
+    """Counts per group (summed in SQL) and histograms per dimension of the days ``first``
+    ≤ day < ``last``: whole months from the monthly rows, the rest from the daily ones."""
+    months, day_ranges = _months(first, last)
+    counts: dict[Key, Agg] = defaultdict(Agg)
+    spans: list[tuple[int, int]]
+    for table, column, spans in ((ReportMonthRow, "month", [(months[0], months[-1] + 1)]
+                                  if months else []),
+                                 (ReportDayRow, "day", day_ranges)):
+        if not spans:
+            continue
+        at = getattr(table, column)
+        query = (select(table.agency, table.municipality,
+                        *(func.sum(getattr(table, n)) for n in (*COUNTS, "rating_sum")))
+                 .where(or_(*(and_(at >= a, at < b) for a, b in spans)))
+                 .group_by(table.agency, table.municipality))
+        for agency, municipality, *values in await session.execute(query):
+            counts[(agency, municipality or None)].add_counts(values[:-1], values[-1])
+    h = ReportHistRow
+    parts = [and_(h.span == "day", h.start >= a, h.start < b) for a, b in day_ranges]
     if months:
-        m = ReportMonthRow
-        rows = await session.execute(select(m).where(m.month >= months[0],
-                                                     m.month <= months[-1]))
-        for month_row in rows.scalars():
-            out[(month_row.agency, month_row.municipality or None)].add_row(month_row)
-    d = ReportDayRow
-    ranges = [and_(d.day >= a, d.day < b) for a, b in day_ranges if a < b]
-    if ranges:
-        columns = [d.agency, d.municipality, *(getattr(d, n) for n in COUNTS), d.rating_sum,
-                   d.first_hist, d.resolution_hist]
-        for row in await session.execute(select(*columns).where(or_(*ranges))):
-            out[(row.agency, row.municipality or None)].add_row(row)
-    return out
+        parts.append(and_(h.span == "month", h.start >= months[0], h.start <= months[-1]))
+    hists: Hists = defaultdict(lambda: ([], []))
+    query = select(h.dim, h.key, h.first_hist, h.resolution_hist).where(or_(*parts))
+    for dim, key, first_hist, resolution_hist in await session.execute(query):
+        into = hists[(dim, key)]
+        add_hist(into[0], first_hist)
+        add_hist(into[1], resolution_hist)
+    return counts, hists
 
 
 def _line(key: str | None, agg: Agg, minimum: int) -> Any:
@@ -251,13 +285,16 @@ async def ratings(session: AsyncSession, period: Period, now: datetime, *,
     last = day_of(period.end, offset)
     if first >= last:
         return await direct_ratings(session, period, now, min_complaints=min_complaints)
-    groups = await _stored(session, first, last)
+    groups, hists = await _stored(session, first, last)
     await _add_pending(session, groups, now, offset, first, last)
+    live: dict[Key, Agg] = defaultdict(Agg)
     for part in (Period(period.start, day_start(first, offset)),
                  Period(day_start(last, offset), period.end)):
         if part.start < part.end:
             for key, agg in (await live_parts(session, part, now)).items():
-                groups[key].add(agg)
+                live[key].add(agg)
+    for key, agg in live.items():
+        groups[key].add(agg)
     by_agency: dict[str | None, Agg] = defaultdict(Agg)
     by_municipality: dict[str | None, Agg] = defaultdict(Agg)
     total = Agg()
@@ -265,6 +302,13 @@ async def ratings(session: AsyncSession, period: Period, now: datetime, *,
         by_agency[agency].add(agg)
         by_municipality[municipality].add(agg)
         total.add(agg)
+    dims: list[tuple[str, dict[str | None, Agg]]] = [
+        ("agency", by_agency), ("municipality", by_municipality), ("total", {None: total})]
+    for dim, aggs in dims:
+        for name, agg in aggs.items():
+            first_counts, resolution_counts = hists.get((dim, name or ""), ([], []))
+            agg.first_hist.update(dense_counter(first_counts))
+            agg.resolution_hist.update(dense_counter(resolution_counts))
     return Ratings(period,
                    ranked(_line(k, a, min_complaints) for k, a in by_agency.items()),
                    ranked(_line(k, a, min_complaints) for k, a in by_municipality.items()),

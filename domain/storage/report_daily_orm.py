@@ -1,9 +1,11 @@
 """Table mappings of the pre-aggregated ratings (migration 0008, see
 :mod:`domain.storage.report_daily`).
 
-``report_daily`` holds one row per local day × agency × municipality × sector × category,
-``report_monthly`` the same summed over a calendar month per agency × municipality, and
-``report_state`` (one row) the day offset and the change watermarks of the last refresh.
+``report_daily`` holds the counts of one local day × agency × municipality × sector ×
+category, ``report_monthly`` the same summed over a calendar month per agency ×
+municipality, ``report_hist`` the duration histograms of a day or a month per agency and
+per municipality (medians do not sum: these are merged instead), and ``report_state``
+(one row) the day offset and the change watermarks of the last refresh.
 An unknown municipality is stored as ``""`` (a primary key column cannot be NULL).
 """
 
@@ -33,9 +35,6 @@ class _Counts:
     solved: Mapped[int] = mapped_column(Integer)
     rated: Mapped[int] = mapped_column(Integer)
     rating_sum: Mapped[float] = mapped_column(Float)
-    # duration histograms, "bucket:count bucket:count" (see report_daily.bucket)
-    first_hist: Mapped[str] = mapped_column(Text)
-    resolution_hist: Mapped[str] = mapped_column(Text)
 
 
 class ReportDayRow(_Counts, Base):
@@ -54,6 +53,21 @@ class ReportMonthRow(_Counts, Base):
     month: Mapped[int] = mapped_column(Integer, primary_key=True)  # day number of the 1st
     agency: Mapped[str] = mapped_column(String(64), primary_key=True)
     municipality: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class ReportHistRow(Base):
+    """Duration histograms of a day or a calendar month, per agency, per municipality and in
+    total (``dim``: "agency", "municipality", "total"; ``key`` "" for the total and for an
+    unknown municipality): "first-bucket count count …" (see report_daily.bucket)."""
+
+    __tablename__ = "report_hist"
+
+    span: Mapped[str] = mapped_column(String(8), primary_key=True)  # "day" or "month"
+    start: Mapped[int] = mapped_column(Integer, primary_key=True)  # day number
+    dim: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_hist: Mapped[str] = mapped_column(Text)
+    resolution_hist: Mapped[str] = mapped_column(Text)
 
 
 class ReportStateRow(Base):

@@ -27,30 +27,30 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, cast, delete, func, insert, select
+from sqlalchemy import Integer, and_, case, cast, delete, func, insert, literal, or_, select
 from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.storage.orm import ComplaintRow, HistoryRow
 from domain.storage.report_daily import (
-    Agg,
+    add_hist,
     bucket,
     day_start,
+    dense_counter,
     hist_text,
     month_of,
-    municipality_key,
     next_month,
 )
 from domain.storage.report_daily_orm import (
     COUNTS,
     RATING_WAIT,
     ReportDayRow,
+    ReportHistRow,
     ReportMonthRow,
     ReportRatingWaitRow,
     ReportStateRow,
@@ -94,73 +94,103 @@ def _count(condition: Any) -> Any:
     return case((condition, 1), else_=0)
 
 
-async def _compute(session: AsyncSession, dialect: str, offset: timedelta,
-                   where: list[Any]) -> dict[DayKey, Agg]:
-    """The aggregates of the complaints ``where`` selects, per day and full key."""
-    c = ComplaintRow
+Pair = tuple[dict[int, int], dict[int, int]]  # histograms: first answer, resolution
+HistKey = tuple[int, str, str]  # start day, dim, key
+
+
+def _tick(hist: dict[int, int], hours_: Any) -> None:
+    if hours_ is not None:
+        b = bucket(float(hours_))
+        hist[b] = hist.get(b, 0) + 1
+
+
+async def _write_days(session: AsyncSession, dialect: str, offset: timedelta,
+                      where: list[Any]) -> dict[HistKey, Pair]:
+    """Insert the ``report_daily`` rows of the complaints ``where`` selects (summed in SQL)
+    and return their histograms per day and dimension."""
+    c, s = ComplaintRow, SurveyRow
     day = local_day(c.created_at, dialect, offset)
+    municipality = func.coalesce(c.municipality, "")
     answered, resolved = c.first_answered_at.is_not(None), c.resolved_at.is_not(None)
-    query = select(day, c.agency, c.municipality, c.sector, c.category,
-                   _count(and_(answered, c.first_answered_at <= c.first_answer_due)),
-                   _count(and_(resolved, c.resolved_at <= c.resolution_due)),
-                   _count(c.status.in_(("closed", "rejected"))),
-                   _count(and_(c.status == "closed", answered)),
-                   _count(reopened_ever(dialect)),
-                   hours(c.first_answered_at, c.created_at, dialect),
-                   hours(c.resolved_at, c.created_at, dialect)).where(*where)
-    out: dict[DayKey, Agg] = defaultdict(Agg)
-    for d, agency, municipality, sector, category, *flags, first, resolution in (
-            await session.execute(query)):
-        agg = out[(int(d), agency, municipality_key(municipality), sector, category)]
-        agg.add_counts((1, *flags, 0, 0, 0), 0.0)
-        if first is not None:
-            agg.first_hist[bucket(float(first))] += 1
-        if resolution is not None:
-            agg.resolution_hist[bucket(float(resolution))] += 1
-    s = SurveyRow
-    surveys = (select(day, c.agency, c.municipality, c.sector, c.category, func.count(),
-                      func.coalesce(func.sum(_count(s.solved.is_(True))), 0),
-                      func.count(s.rating), func.coalesce(func.sum(s.rating), 0))
-               .select_from(s).join(c, c.id == s.complaint_id)
-               .where(s.answered_at.is_not(None), *where)
-               .group_by(day, c.agency, c.municipality, c.sector, c.category))
-    for d, agency, municipality, sector, category, n, solved, rated, total in (
-            await session.execute(surveys)):
-        agg = out[(int(d), agency, municipality_key(municipality), sector, category)]
-        agg.surveyed, agg.solved, agg.rated = int(n), int(solved), int(rated)
-        agg.rating_sum = float(total)
+
+    def survey(value: Any) -> Any:  # per complaint, over its answered surveys
+        return func.sum(select(value).where(s.complaint_id == c.id, s.answered_at.is_not(None))
+                        .scalar_subquery())
+
+    sums = [func.count(),
+            func.sum(_count(and_(answered, c.first_answered_at <= c.first_answer_due))),
+            func.sum(_count(and_(resolved, c.resolved_at <= c.resolution_due))),
+            func.sum(_count(c.status.in_(("closed", "rejected")))),
+            func.sum(_count(and_(c.status == "closed", answered))),
+            func.sum(_count(reopened_ever(dialect))),
+            survey(func.count()),
+            survey(func.coalesce(func.sum(_count(s.solved.is_(True))), 0)),
+            survey(func.count(s.rating)),
+            survey(func.coalesce(func.sum(s.rating), 0))]
+    keys = (day, c.agency, municipality, c.sector, c.category)
+    query = select(*keys, *sums).where(*where).group_by(*keys)
+    await session.execute(insert(ReportDayRow.__table__).from_select(
+        ["day", "agency", "municipality", "sector", "category", *COUNTS, "rating_sum"],
+        query))
+    durations = (select(day, c.agency, municipality, hours(c.first_answered_at, c.created_at,
+                                                            dialect),
+                        hours(c.resolved_at, c.created_at, dialect))
+                 .where(*where, or_(answered, resolved)))
+    out: dict[HistKey, Pair] = {}
+    for d, agency, place, first, resolution in await session.execute(durations):
+        for key in ((d, "agency", agency), (d, "municipality", place), (d, "total", "")):
+            pair = out.get(key)
+            if pair is None:
+                pair = out[key] = ({}, {})
+            _tick(pair[0], first)
+            _tick(pair[1], resolution)
     return out
 
 
-def _values(agg: Agg) -> dict[str, Any]:
-    return {**{n: getattr(agg, n) for n in COUNTS}, "rating_sum": agg.rating_sum,
-            "first_hist": hist_text(agg.first_hist),
-            "resolution_hist": hist_text(agg.resolution_hist)}
-
-
-async def _insert(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
+async def _write_hists(session: AsyncSession, span: str, hists: dict[HistKey, Pair]) -> None:
+    rows = [{"span": span, "start": start, "dim": dim, "key": key,
+             "first_hist": hist_text(first), "resolution_hist": hist_text(resolution)}
+            for (start, dim, key), (first, resolution) in hists.items()]
     for i in range(0, len(rows), CHUNK * 10):
-        await session.execute(insert(table), rows[i:i + CHUNK * 10])
+        await session.execute(insert(ReportHistRow.__table__), rows[i:i + CHUNK * 10])
+
+
+def _merge(into: dict[int, int], other: dict[int, int]) -> None:
+    for b, n in other.items():
+        into[b] = into.get(b, 0) + n
 
 
 async def _write_months(session: AsyncSession, months: set[int],
-                        daily: dict[DayKey, Agg] | None) -> None:
-    """Sum ``months`` from their days: from ``daily`` when it holds them all, else from
-    ``report_daily``."""
-    d, m = ReportDayRow, ReportMonthRow
-    held: dict[int, dict[tuple[str, str], Agg]] = defaultdict(lambda: defaultdict(Agg))
-    for (day, agency, municipality, _, _), agg in (daily or {}).items():
-        held[month_of(day)][(agency, municipality)].add(agg)
+                        day_hists: dict[HistKey, Pair] | None) -> None:
+    """Sum ``months`` from their days in SQL; their histograms from ``day_hists`` when it
+    holds all their days, else from the days' ``report_hist`` rows."""
+    d, m, h = ReportDayRow, ReportMonthRow, ReportHistRow
+    held: dict[HistKey, Pair] = {}
+    for (day, dim, key), (first, resolution) in (day_hists or {}).items():
+        pair = held.setdefault((month_of(day), dim, key), ({}, {}))
+        _merge(pair[0], first)
+        _merge(pair[1], resolution)
     for month in sorted(months):
-        sums = held[month]
-        if daily is None:
-            rows = await session.execute(select(d).where(d.day >= month,
-                                                         d.day < next_month(month)))
-            for row in rows.scalars():
-                sums[(row.agency, row.municipality)].add_row(row)
+        end = next_month(month)
         await session.execute(delete(m).where(m.month == month))
-        await _insert(session, m, [{"month": month, "agency": a, "municipality": mu,
-                                    **_values(agg)} for (a, mu), agg in sums.items()])
+        await session.execute(delete(h).where(h.span == "month", h.start == month))
+        sums = [func.sum(getattr(d, n)) for n in (*COUNTS, "rating_sum")]
+        await session.execute(insert(m.__table__).from_select(
+            ["month", "agency", "municipality", *COUNTS, "rating_sum"],
+            select(literal(month, Integer), d.agency, d.municipality, *sums)
+            .where(d.day >= month, d.day < end).group_by(d.agency, d.municipality)))
+        if day_hists is None:
+            dense: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
+            for dim, key, first, resolution in await session.execute(
+                    select(h.dim, h.key, h.first_hist, h.resolution_hist).where(
+                        h.span == "day", h.start >= month, h.start < end)):
+                lists = dense.setdefault((dim, key), ([], []))
+                add_hist(lists[0], first)
+                add_hist(lists[1], resolution)
+            for (dim, key), (first_counts, resolution_counts) in dense.items():
+                held[(month, dim, key)] = (dense_counter(first_counts),
+                                           dense_counter(resolution_counts))
+    await _write_hists(session, "month", {k: v for k, v in held.items() if k[0] in months})
 
 
 async def _answers_since(session: AsyncSession, newest: datetime | None) -> int:
@@ -186,7 +216,9 @@ async def _rating_moves(session: AsyncSession, day: Any) -> set[int]:
     gone, new = before.keys() - waiting.keys(), waiting.keys() - before.keys()
     for ids in (sorted(gone)[i:i + CHUNK] for i in range(0, len(gone), CHUNK)):
         await session.execute(delete(w).where(w.survey_id.in_(ids)))
-    await _insert(session, w, [{"survey_id": i, "day": int(waiting[i])} for i in new])
+    if new:
+        await session.execute(insert(w.__table__), [{"survey_id": i, "day": int(waiting[i])}
+                                                    for i in new])
     return {int(before[i]) for i in gone} | {int(waiting[i]) for i in new}
 
 
@@ -236,10 +268,10 @@ async def refresh(factory: async_sessionmaker[AsyncSession], offset: timedelta, 
         day = local_day(c.created_at, dialect, offset)
         if full:
             await _rating_moves(session, day)
-            await session.execute(delete(ReportDayRow))
-            await session.execute(delete(ReportMonthRow))
-            daily = await _compute(session, dialect, offset, [])
-            days = {key[0] for key in daily}
+            for table in (ReportDayRow, ReportMonthRow, ReportHistRow):
+                await session.execute(delete(table))
+            hists = await _write_days(session, dialect, offset, [])
+            days = set(await session.scalars(select(ReportDayRow.day).distinct()))
         else:
             changed = select(day).distinct().select_from(h).join(c, c.id == h.complaint_id
                                                                 ).where(h.id > state.history_id)
@@ -253,18 +285,18 @@ async def refresh(factory: async_sessionmaker[AsyncSession], offset: timedelta, 
                     s.answered_at >= since if since else s.answered_at.is_not(None))
                 days |= {int(x) for x in await session.scalars(answered)}
             days |= await _rating_moves(session, day)
-            daily = {}
-            for start, end in _ranges(days):
-                ranges = [and_(c.created_at >= day_start(start, offset),
-                               c.created_at < day_start(end, offset))]
-                daily.update(await _compute(session, dialect, offset, ranges))
             for i in range(0, len(days), CHUNK):
                 chunk = sorted(days)[i:i + CHUNK]
                 await session.execute(delete(ReportDayRow).where(ReportDayRow.day.in_(chunk)))
-        await _insert(session, ReportDayRow, [
-            {"day": k[0], "agency": k[1], "municipality": k[2], "sector": k[3],
-             "category": k[4], **_values(agg)} for k, agg in daily.items()])
-        await _write_months(session, {month_of(d) for d in days}, daily if full else None)
+                await session.execute(delete(ReportHistRow).where(
+                    ReportHistRow.span == "day", ReportHistRow.start.in_(chunk)))
+            hists = {}
+            for start, end in _ranges(days):
+                hists.update(await _write_days(session, dialect, offset, [
+                    c.created_at >= day_start(start, offset),
+                    c.created_at < day_start(end, offset)]))
+        await _write_hists(session, "day", hists)
+        await _write_months(session, {month_of(d) for d in days}, hists if full else None)
         state.offset_minutes = minutes
         if mark is not None:
             state.history_id = max(state.history_id, mark)

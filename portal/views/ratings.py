@@ -1,5 +1,8 @@
 """``GET /portal/ratings``: agencies and municipalities rated for a period, with charts and
-CSV/XLSX downloads (``?format=csv&table=by-agency``, ``?format=xlsx``)."""
+CSV/XLSX downloads (``?format=csv&table=by-agency``, ``?format=xlsx``).
+
+The ratings come from the pre-aggregated tables (:mod:`domain.storage.report_daily`),
+refreshed first; medians are within 2.2 % of the exact ones (the page says so)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,9 @@ from functools import partial
 from aiohttp import web
 from multidict import MultiMapping
 
-from domain.storage.reports import MIN_COMPLAINTS, WEIGHTS, Period, RatingLine, ratings
+from domain.storage.report_daily import ratings
+from domain.storage.report_refresh import refresh
+from domain.storage.reports import MIN_COMPLAINTS, WEIGHTS, Period, RatingLine
 from portal.access import Permission
 from portal.app import Portal
 from portal.charts import Bar, bar_chart
@@ -96,6 +101,9 @@ def add_routes(router: web.UrlDispatcher, portal: Portal) -> None:
         choice = parse_period(request.query, now.astimezone(portal.calendar.tz).date(),
                               portal.calendar.tz)
         minimum = parse_min(request.query.get("min"))
+        # the aggregates catch up with the complaints changed since the last refresh
+        await refresh(portal.database.session_factory,
+                      now.astimezone(portal.calendar.tz).utcoffset() or timedelta())
         async with portal.database.session_factory() as session:
             result = await ratings(session, choice.period, now, min_complaints=minimum)
         lang = portal.language(request)

@@ -18,7 +18,7 @@ from domain.storage.uow import create_engine
 TABLES = {"alembic_version", "citizens", "identities", "complaints", "complaint_photos",
           "complaint_history", "conversations", "counters", "outbox",
           "portal_users", "portal_sessions", "portal_audit", "complaint_topics", "surveys",
-          "broadcasts", "report_daily", "report_monthly", "report_state",
+          "broadcasts", "report_daily", "report_monthly", "report_hist", "report_state",
           "report_rating_wait"}
 HEAD = "0008"
 

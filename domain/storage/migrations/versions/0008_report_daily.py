@@ -1,4 +1,4 @@
-"""Pre-aggregated ratings: report_daily, report_monthly, report_state.
+"""Pre-aggregated ratings: report_daily, report_monthly, report_hist, report_state.
 
 Revision ID: 0008
 Revises: 0007
@@ -31,9 +31,7 @@ RATING_WAIT = "state = 'rating'"
 
 def _counts() -> list[sa.Column]:
     return [*(sa.Column(name, sa.Integer(), nullable=False) for name in COUNTS),
-            sa.Column("rating_sum", sa.Float(), nullable=False),
-            sa.Column("first_hist", sa.Text(), nullable=False),
-            sa.Column("resolution_hist", sa.Text(), nullable=False)]
+            sa.Column("rating_sum", sa.Float(), nullable=False)]
 
 
 def upgrade() -> None:
@@ -56,6 +54,16 @@ def upgrade() -> None:
         *_counts(),
         sa.PrimaryKeyConstraint("month", "agency", "municipality",
                                 name=op.f("pk_report_monthly")),
+    )
+    op.create_table(
+        "report_hist",
+        sa.Column("span", sa.String(8), nullable=False),
+        sa.Column("start", sa.Integer(), nullable=False),
+        sa.Column("dim", sa.String(16), nullable=False),
+        sa.Column("key", sa.String(64), nullable=False),
+        sa.Column("first_hist", sa.Text(), nullable=False),
+        sa.Column("resolution_hist", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("span", "start", "dim", "key", name=op.f("pk_report_hist")),
     )
     state = op.create_table(
         "report_state",
@@ -87,5 +95,6 @@ def downgrade() -> None:
     op.drop_index("ix_complaints_first_answer_due", "complaints")
     op.drop_index("ix_surveys_answered_at", "surveys")
     op.drop_table("report_state")
+    op.drop_table("report_hist")
     op.drop_table("report_monthly")
     op.drop_table("report_daily")
