@@ -49,25 +49,42 @@ class KeywordClassifier:
 
     def __init__(self, catalogue: Catalogue, *, limit: int = 5) -> None:
         self._limit = limit
-        self._categories: list[tuple[str, str, tuple[tuple[str, ...], ...]]] = []
-        self._sector_stems: dict[str, tuple[tuple[str, ...], ...]] = {}
+        # every distinct keyword (a tuple of stems) once; categories and sectors list the
+        # indexes of theirs, so a text is scanned once whatever the size of the catalogue
+        self._keywords: list[tuple[str, ...]] = []
+        ids: dict[tuple[str, ...], int] = {}
+
+        def index(keywords: tuple[str, ...]) -> tuple[int, ...]:
+            return tuple(ids.setdefault(k, len(ids)) for k in _split(keywords))
+
+        self._categories: list[tuple[str, str, tuple[int, ...]]] = []
+        self._sector_keywords: dict[str, tuple[int, ...]] = {}
         for sector in catalogue.sectors:
             own: set[str] = set()
             for category in sector.categories:
                 own.update(category.keywords)
-                self._categories.append(
-                    (sector.slug, category.slug, _split(category.keywords)))
-            self._sector_stems[sector.slug] = _split(
+                self._categories.append((sector.slug, category.slug, index(category.keywords)))
+            self._sector_keywords[sector.slug] = index(
                 tuple(k for k in sector.keywords if k not in own))
+        self._keywords = list(ids)
+        # first stem -> (keyword index, the stems that must follow)
+        self._by_first: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
+        for i, stems in enumerate(self._keywords):
+            self._by_first.setdefault(stems[0], []).append((i, stems[1:]))
+        self._longest = max((len(stem) for stem in self._by_first), default=0)
 
     async def classify(self, text: str) -> list[Suggestion]:
         words = _WORD.findall(_normalize(text))
         if not words:
             return []
-        sector_hits = {s: _hits(stems, words) for s, stems in self._sector_stems.items()}
+        found = self._matches(words)
+        if not found:
+            return []
+        sector_hits = {s: sum(k in found for k in keywords)
+                       for s, keywords in self._sector_keywords.items()}
         scored: list[tuple[float, str, str]] = []
-        for sector, category, stems in self._categories:
-            cat_hits = _hits(stems, words)
+        for sector, category, keywords in self._categories:
+            cat_hits = sum(k in found for k in keywords)
             if cat_hits == 0 and sector_hits[sector] == 0:
                 continue
             score = self.CATEGORY_WEIGHT * cat_hits + self.SECTOR_WEIGHT * sector_hits[sector]
@@ -81,6 +98,19 @@ class KeywordClassifier:
         return [Suggestion(sector, category, math.floor(e / total * 10_000) / 10_000)
                 for e, (_, sector, category) in zip(exps, scored, strict=True)][: self._limit]
 
+    def _matches(self, words: list[str]) -> set[int]:
+        """Indexes of the keywords that occur in ``words``: a stem matches a word that
+        starts with it, a keyword of several stems matches those words in a row."""
+        found: set[int] = set()
+        by_first = self._by_first
+        for i, word in enumerate(words):
+            for end in range(1, min(len(word), self._longest) + 1):
+                for keyword, rest in by_first.get(word[:end], ()):
+                    if keyword not in found and i + len(rest) < len(words) and all(
+                            words[i + 1 + j].startswith(stem) for j, stem in enumerate(rest)):
+                        found.add(keyword)
+        return found
+
 
 def _split(keywords: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
     result = []
@@ -89,18 +119,6 @@ def _split(keywords: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
         if parts:
             result.append(parts)
     return tuple(result)
-
-
-def _hits(stems: tuple[tuple[str, ...], ...], words: list[str]) -> int:
-    """How many keywords occur in ``words`` (each keyword counted once)."""
-    count = 0
-    for stem in stems:
-        n = len(stem)
-        for i in range(len(words) - n + 1):
-            if all(words[i + j].startswith(stem[j]) for j in range(n)):
-                count += 1
-                break
-    return count
 
 
 class FallbackClassifier:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased, joinedload
 
 from domain.citizen import Citizen
 from domain.complaint import Complaint
@@ -47,9 +48,12 @@ class SqlCitizenRepository:
         return citizen_from_row(row) if row else None
 
     async def by_identity(self, channel: str, external_id: str) -> Citizen | None:
-        query = (select(CitizenRow).join(IdentityRow)
-                 .where(IdentityRow.channel == channel, IdentityRow.external_id == external_id))
-        row = (await self.session.scalars(query)).first()
+        # asked on every dialogue step: the citizen and all its identities in one query
+        matched = aliased(IdentityRow)
+        query = (select(CitizenRow).join(matched, matched.citizen_id == CitizenRow.id)
+                 .where(matched.channel == channel, matched.external_id == external_id)
+                 .options(joinedload(CitizenRow.identities)))
+        row = (await self.session.scalars(query)).unique().first()
         return citizen_from_row(row) if row else None
 
     async def add(self, citizen: Citizen) -> Citizen:
