@@ -12,7 +12,7 @@ from aiohttp import web
 from config.bootstrap import System
 from config.tasks import Tasks
 from notifications.delivery import Backoff, DeliveryWorker
-from notifications.ratelimit import DEFAULT_LIMITS, RateLimit, paced
+from notifications.ratelimit import DEFAULT_LIMITS, RateLimit, SendWindow, paced
 
 
 class Started:
@@ -91,11 +91,13 @@ def _start_vk(system: System, tasks: Tasks, stop: asyncio.Event, app: web.Applic
 def outbox_worker(system: System, channel: str, messenger: Any,
                   limit: RateLimit) -> DeliveryWorker:
     """A delivery worker for ``channel`` with the ``TSUR_OUTBOX_*`` settings, paced a
-    little under ``limit`` (see :func:`notifications.ratelimit.paced`)."""
+    little under ``limit`` (see :func:`notifications.ratelimit.paced`), and never over it
+    as the platform counts (:class:`~notifications.ratelimit.SendWindow`, this process)."""
     settings = system.settings
     return DeliveryWorker(
         system.database.uow, channel, messenger,
         limiter=system.limiters(channel, paced(limit)), clock=system.clock,
+        send_window=SendWindow(limit),
         backoff=Backoff(base=settings.outbox_retry_seconds),
         max_attempts=settings.outbox_max_attempts, batch_size=settings.outbox_batch,
         lease=timedelta(seconds=settings.outbox_lease_seconds))

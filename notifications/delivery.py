@@ -5,13 +5,15 @@ worker that dies mid-batch leaves its rows to be claimed again when the lease en
 at most the messages that were in flight (claimed, sent, not yet marked) are sent twice,
 and none is lost.
 
-Throughput comes from three things, none of which touches the pacing: sends run
+Throughput comes from three things, none of which loosens the pacing: sends run
 concurrently (up to ``window`` requests in flight; the limiter still books every slot, in
-order), outcomes are marked in batches (one ``UPDATE … WHERE id IN (…)`` per outcome,
-every ``flush_seconds`` or ``flush_size`` outcomes), and :meth:`DeliveryWorker.run`
-claims the next batch while the current one is still being sent. Messages of the kinds in
-``batch_kinds`` (broadcasts) go through a messenger's ``send_many`` when it has one (VK:
-up to 100 ``peer_ids`` per ``messages.send``, one request of the rate limit).
+order, and an optional :class:`~notifications.ratelimit.SendWindow` keeps the platform's
+window even when sends are delayed on the way); outcomes are marked in batches (one
+``UPDATE … WHERE id IN (…)`` per outcome, every ``flush_seconds`` or ``flush_size``
+outcomes); and :meth:`DeliveryWorker.run` claims the next batch while the current one is
+still being sent. Messages of the kinds in ``batch_kinds`` (broadcasts) go through a
+messenger's ``send_many`` when it has one (VK: up to 100 ``peer_ids`` per
+``messages.send``, one request of the rate limit).
 
 Order per chat: messages to one chat are sent one after the other, in claim order; when one
 is given back to be retried, the rest of the batch to that chat is given back too, and the
@@ -34,7 +36,7 @@ from domain.ports import OutboxMessage, OutboxStatus, UnitOfWork
 from notifications.delivery_batch import Outcome, batch_key, flush_outcomes, group_units
 from notifications.messenger import Messenger, RetryAfter, SendResult, TransientError
 from notifications.outbox import address_of, message_of
-from notifications.ratelimit import RateLimiter
+from notifications.ratelimit import RateLimiter, SendWindow, Slot
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ class DeliveryWorker:
                  batch_size: int = 100, lease: timedelta = timedelta(minutes=2),
                  idle_seconds: float = 1.0, window: int = 64, flush_seconds: float = 0.1,
                  flush_size: int = 500, batch_kinds: Iterable[str] = ("broadcast",),
-                 max_peers: int = 100) -> None:
+                 max_peers: int = 100, send_window: SendWindow | None = None) -> None:
         self.uow_factory = uow_factory
         self.channel = str(channel)
         self.messenger = messenger
@@ -105,6 +107,7 @@ class DeliveryWorker:
         self.flush_size = flush_size
         self.batch_kinds = frozenset(batch_kinds)
         self.max_peers = max_peers
+        self.send_window = send_window
         self._window = asyncio.Semaphore(max(1, window))
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -235,9 +238,10 @@ class DeliveryWorker:
                 break
             if wait > 0:
                 await self.sleep(wait)
+            slot = await self.send_window.acquire(first.chat_id) if self.send_window else None
             await self._window.acquire()
             previous = self._last.get(first.chat_id)
-            task = asyncio.create_task(self._send_unit(unit, token, previous))
+            task = asyncio.create_task(self._send_unit(unit, token, previous, slot))
             self._last[first.chat_id] = task
             self._tasks.add(task)
             task.add_done_callback(self._forget)
@@ -261,7 +265,7 @@ class DeliveryWorker:
         return False
 
     async def _send_unit(self, unit: list[OutboxMessage], token: str,
-                         previous: asyncio.Task[None] | None) -> None:
+                         previous: asyncio.Task[None] | None, slot: Slot | None) -> None:
         try:
             if previous is not None and not previous.done():
                 await asyncio.wait([previous])  # the chat's earlier message goes first
@@ -273,6 +277,8 @@ class DeliveryWorker:
             log.exception("%s: delivering %s failed", self.channel, [m.id for m in unit])
             self._record(*(Outcome(m, token) for m in unit))
         finally:
+            if slot is not None and self.send_window is not None:
+                slot.done(self.send_window.clock())
             self._window.release()
 
     async def _drain(self) -> None:

@@ -9,9 +9,11 @@ above the steady rate in any window.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 PRUNE_ABOVE = 10_000  # per-chat buckets kept before idle ones are forgotten
@@ -119,3 +121,91 @@ class RateLimiter:
                 self._chats = {k: b for k, b in self._chats.items() if not b.idle(now)}
             bucket = self._chats[chat_id] = TokenBucket(rate, self.limit.per_chat_burst)
         return bucket
+
+
+class Slot:
+    """One send through a :class:`SendWindow`: :meth:`done` when its answer is back."""
+
+    __slots__ = ("ended", "_event")
+
+    def __init__(self) -> None:
+        self.ended: float | None = None
+        self._event = asyncio.Event()
+
+    def done(self, at: float) -> None:
+        if self.ended is None:
+            self.ended = at
+            self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
+class SendWindow:
+    """Keeps "at most ``n`` per ``seconds``" as the platform counts it, whatever the delays.
+
+    A platform counts a request when it arrives: after it was sent, before its answer came
+    back. Pacing alone spaces the *sends*; a send held up on the way (a busy event loop, a
+    slow connection) arrives closer to the later ones, and ``n + 1`` can land in one
+    window. So a send also waits until the send ``n`` places before it (overall, and to the
+    same chat) has had its answer for ``seconds``: then those two arrived at least
+    ``seconds`` apart, and no window holds more than ``n``. With the pacing a little under
+    the limit (:func:`paced`) this wait is usually zero; it only absorbs the stragglers.
+    """
+
+    def __init__(self, limit: RateLimit, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+                 seconds: float = 1.0) -> None:
+        self.clock = clock
+        self.sleep = sleep
+        self.seconds = seconds
+        self.overall = _per_window(limit.per_second, seconds)
+        self.per_chat = _per_window(limit.per_chat_per_second, seconds)
+        self._recent: deque[Slot] = deque()
+        self._chats: dict[str, deque[Slot]] = {}
+
+    async def acquire(self, chat_id: str) -> Slot:
+        """Wait until a send to ``chat_id`` cannot exceed a window; the caller calls
+        ``done`` on the returned slot when the answer is back (or the send failed)."""
+        chat = self._chat(chat_id)
+        while True:
+            blockers = [b for b in (_blocker(self._recent, self.overall),
+                                    _blocker(chat, self.per_chat)) if b is not None]
+            in_flight = [b for b in blockers if b.ended is None]
+            if in_flight:
+                await in_flight[0].wait()
+                continue
+            now = self.clock()
+            delay = max((b.ended + self.seconds - now for b in blockers  # type: ignore[operator]
+                         ), default=0.0)
+            if delay <= 0:
+                break
+            await self.sleep(delay)
+        slot = Slot()
+        for queue, n in ((self._recent, self.overall), (chat, self.per_chat)):
+            if n is not None:
+                queue.append(slot)
+                while len(queue) > n:
+                    queue.popleft()
+        return slot
+
+    def _chat(self, chat_id: str) -> deque[Slot]:
+        queue = self._chats.get(chat_id)
+        if queue is None:
+            if len(self._chats) >= PRUNE_ABOVE:
+                cutoff = self.clock() - self.seconds
+                self._chats = {k: q for k, q in self._chats.items()
+                               if any(s.ended is None or s.ended > cutoff for s in q)}
+            queue = self._chats[chat_id] = deque()
+        return queue
+
+
+def _per_window(rate: float | None, seconds: float) -> int | None:
+    return max(1, math.floor(rate * seconds + 1e-9)) if rate else None
+
+
+def _blocker(queue: deque[Slot], n: int | None) -> Slot | None:
+    """The send ``n`` places back, if there is one and it may still block."""
+    if n is None or len(queue) < n:
+        return None
+    return queue[-n]

@@ -1,0 +1,312 @@
+"""Broadcast delivery benchmark: the real sender process against fakes that enforce the limits.
+
+    .venv/bin/python bench/broadcast.py                                  # 100,000 + 1,500
+    .venv/bin/python bench/broadcast.py --recipients 20000 --free 600    # a short run
+    .venv/bin/python bench/broadcast.py --only free                      # 30 msg/s only
+
+The bench process runs the fake Telegram Bot API and the fake VK API on 127.0.0.1 with
+flood control on (``tests/fakes/flood.py``: a sliding second; a message over the limit
+gets 429 / error 6), writes the citizens and a broadcast to a fresh SQLite database (or
+PostgreSQL with ``--postgres``), and starts the sender as ``tsur run --role worker`` — a
+real process. Two scenarios:
+
+- **free**: ``--free`` Telegram recipients at the free 30 msg/s (1/s per chat);
+- **paid**: ``--recipients`` split over Telegram at 1000 msg/s and VK at 20 requests/s of
+  up to 100 ``peer_ids`` (``--telegram-share`` of them on Telegram; 1 % of the VK peers
+  deny messages, so part of every VK request answers error 901 for some peers).
+
+Each scenario sends until ``--kill-at`` of the audience has arrived, kills the sender with
+SIGKILL, starts a new one, and lets it finish. For each part it prints the achieved rate at
+the fake ÷ the allowed rate (first to last arrival), the 429s / errors 6 drawn, and at the
+end the duplicates (a chat that got the broadcast twice), the losses (a recipient neither
+reached nor marked unreachable), and the in-flight window at the kill (rows claimed and
+not yet marked: the most that may be sent twice). It prints numbers; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import func, insert, select  # noqa: E402
+
+from domain.broadcast import Audience  # noqa: E402
+from domain.storage import Database, sqlite_url, upgrade_async  # noqa: E402
+from domain.storage.orm import CitizenRow, IdentityRow, OutboxRow  # noqa: E402
+from notifications.broadcasts import BroadcastService  # noqa: E402
+from tests.fakes.flood import FloodGate, repeats  # noqa: E402
+from tests.fakes.telegram import FakeTelegram  # noqa: E402
+from tests.fakes.vk import FakeVK  # noqa: E402
+
+T0 = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
+LEASE = 10  # seconds: how long the killed sender's claimed rows wait for the new one
+VK_PEERS = 100
+
+
+@dataclass
+class Population:
+    telegram: list[int]
+    vk: list[int]
+    free: list[int]
+
+
+async def populate(db: Database, args: argparse.Namespace) -> Population:
+    """Citizens ``1..n`` on Telegram or VK (municipality ``paid``), then ``--free`` more on
+    Telegram (municipality ``free``)."""
+    rng = random.Random(1)
+    pop = Population([], [], [])
+    n, total = args.recipients, args.recipients + args.free
+    async with db.engine.begin() as conn:
+        for start in range(1, total + 1, 5000):
+            ids = range(start, min(total, start + 4999) + 1)
+            await conn.execute(insert(CitizenRow), [{
+                "id": i, "language": "ru", "name": "", "phone": "",
+                "subscribed_municipality": "paid" if i <= n else "free",
+                "subscribed_sectors": [], "reachable": True, "broadcast_opt_out": False,
+                "created_at": T0} for i in ids])
+            identities = []
+            for i in ids:
+                channel = ("telegram" if i > n or rng.random() < args.telegram_share
+                           else "vk")
+                (pop.free if i > n else getattr(pop, channel)).append(i)
+                identities.append({"citizen_id": i, "channel": channel,
+                                   "external_id": str(i), "chat_id": str(i)})
+            await conn.execute(insert(IdentityRow), identities)
+    return pop
+
+
+def start_sender(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "config.cli", "run", "--role",
+                                 "worker"], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+
+
+class Watch:
+    """What the fakes saw of one broadcast, from a given moment on."""
+
+    def __init__(self, tg: FakeTelegram, vk: FakeVK) -> None:
+        self.tg, self.vk = tg, vk
+        self.tg_sent0, self.vk_sent0 = len(tg.world.sent), len(vk.world.sent)
+        self.mark()
+
+    def mark(self) -> None:
+        self.tg_calls0, self.vk_calls0 = len(self.tg.calls), len(self.vk.calls)
+        self.tg_refused0 = self.tg.flood.refused if self.tg.flood else 0
+        self.vk_refused0 = self.vk.flood.refused if self.vk.flood else 0
+
+    def delivered(self) -> int:
+        return (len(self.tg.world.sent) - self.tg_sent0
+                + len(self.vk.world.sent) - self.vk_sent0)
+
+    def part(self, label: str, tg_rate: float, vk_rate: float) -> None:
+        tg_times = [c.time for c in self.tg.calls[self.tg_calls0:]
+                    if c.method.lower() == "sendmessage" and c.status == 200]
+        vk_calls = [c for c in self.vk.calls[self.vk_calls0:]
+                    if c.method == "messages.send" and not c.error_code and c.status == 200]
+        tg_refused = (self.tg.flood.refused if self.tg.flood else 0) - self.tg_refused0
+        vk_refused = (self.vk.flood.refused if self.vk.flood else 0) - self.vk_refused0
+        print(f"  {label}")
+        if tg_times:
+            print(f"    Telegram: {len(tg_times):,} messages, {rate(tg_times):,.1f} msg/s = "
+                  f"{rate(tg_times) / tg_rate:.3f} of the allowed {tg_rate:g}/s; "
+                  f"429s drawn: {tg_refused}")
+        if vk_calls:
+            vk_times = [c.time for c in vk_calls]
+            peers = sum(len(str(c.params.get("peer_ids") or "1").split(","))
+                        for c in vk_calls)
+            per_request = peers / len(vk_calls)
+            print(f"    VK: {len(vk_calls):,} requests ({per_request:.1f} peers each), "
+                  f"{rate(vk_times):,.2f} req/s = {rate(vk_times) / vk_rate:.3f} of the "
+                  f"allowed {vk_rate:g} req/s; "
+                  f"{rate(vk_times) * per_request:,.0f} msg/s = "
+                  f"{rate(vk_times) * per_request / (vk_rate * VK_PEERS):.3f} of "
+                  f"{vk_rate * VK_PEERS:,.0f} msg/s; errors 6 drawn: {vk_refused}")
+        self.mark()
+
+
+def rate(times: list[float]) -> float:
+    return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and \
+        times[-1] > times[0] else 0.0
+
+
+async def outbox_counts(db: Database, broadcast_id: int) -> dict[str, int]:
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(
+            select(OutboxRow.status, OutboxRow.claim_token.is_not(None), func.count())
+            .where(OutboxRow.dedup_key.like(f"bc:{broadcast_id}:%"))
+            .group_by(OutboxRow.status, OutboxRow.claim_token.is_not(None)))
+        counts: dict[str, int] = {}
+        for status, claimed, count in rows:
+            key = f"{status}, claimed" if status == "pending" and claimed else status
+            counts[key] = counts.get(key, 0) + count
+        return counts
+
+
+async def wait_until(progress: Any, target: int, proc: subprocess.Popen[bytes],
+                     stall: float) -> bool:
+    """Poll until ``progress() >= target``; ``False`` if the sender died or nothing
+    arrived for ``stall`` seconds."""
+    last, moved = -1, time.monotonic()
+    while (value := progress()) < target:
+        if value != last:
+            last, moved = value, time.monotonic()
+        if proc.poll() is not None or time.monotonic() - moved > stall:
+            return False
+        await asyncio.sleep(0.2)
+    return True
+
+
+async def scenario(name: str, db: Database, tg: FakeTelegram, vk: FakeVK,
+                   env: dict[str, str], audience: Audience, tg_rate: float, vk_rate: float,
+                   args: argparse.Namespace, log: Path) -> None:
+    print(f"\n== {name} ==")
+    tg.flood, vk.flood = FloodGate(tg_rate, 1), FloodGate(vk_rate)
+    svc = BroadcastService(db, clock=lambda: datetime.now(UTC))
+    b = await svc.create(f"Bench {name}: плановое отключение электроэнергии 2 декабря "
+                         "с 10:00 до 14:00.", created_by="bench", audience=audience)
+    assert b.id is not None
+    started = time.perf_counter()
+    b = await svc.send_now(b.id)
+    assert b.id is not None
+    rows = await expected(db, b.id)
+    reachable = sum(1 for channel, chat in rows
+                    if not (channel == "vk" and int(chat) in vk.world.denied))
+    print(f"  broadcast {b.id}: {len(rows):,} outbox rows written in "
+          f"{time.perf_counter() - started:.1f} s; {reachable:,} can arrive (the rest deny "
+          "messages on VK)")
+    env = {**env, "TSUR_TELEGRAM_RATE": str(tg_rate), "TSUR_VK_RATE": str(vk_rate)}
+    watch = Watch(tg, vk)
+    proc = start_sender(env, log)
+    window = 0
+    try:
+        await wait_until(watch.delivered, int(reachable * args.kill_at), proc,
+                         args.stall + 30)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        at_kill = await outbox_counts(db, b.id)
+        window = at_kill.get("pending, claimed", 0)
+        print(f"  SIGKILL after {watch.delivered():,} of {reachable:,} arrived; rows at "
+              f"the kill: {at_kill}")
+        watch.part("before the kill:", tg_rate, vk_rate)
+        proc = start_sender(env, log)
+        if not await wait_until(watch.delivered, reachable, proc, args.stall):
+            print(f"  gave up: {watch.delivered():,} arrived; sender exit code "
+                  f"{proc.poll()}")
+        for _ in range(100):  # the last marks land within a flush or two
+            if not any(k.startswith("pending") for k in await outbox_counts(db, b.id)):
+                break
+            await asyncio.sleep(0.2)
+        watch.part("after the restart:", tg_rate, vk_rate)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=30)
+    report(watch, await outbox_counts(db, b.id), window, await expected(db, b.id))
+
+
+async def expected(db: Database, broadcast_id: int) -> dict[tuple[str, str], str]:
+    """(channel, chat) → the row's status, for every row of the broadcast."""
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(select(OutboxRow.channel, OutboxRow.chat_id,
+                                         OutboxRow.status)
+                                  .where(OutboxRow.dedup_key.like(f"bc:{broadcast_id}:%")))
+        return {(channel, chat): status for channel, chat, status in rows}
+
+
+def report(watch: Watch, counts: dict[str, int], window: int,
+           rows: dict[tuple[str, str], str]) -> None:
+    tg_sent = [("telegram", str(m.chat_id)) for m in watch.tg.world.sent[watch.tg_sent0:]]
+    vk_sent = [("vk", str(m.peer_id)) for m in watch.vk.world.sent[watch.vk_sent0:]]
+    arrived = set(tg_sent) | set(vk_sent)
+    lost = [key for key, status in rows.items()
+            if key not in arrived and status != "unreachable"]
+    marked_wrong = [key for key in arrived if rows.get(key) != "sent"]
+    print(f"  outbox rows at the end: {counts}")
+    print(f"  duplicates: {repeats(tg_sent)} Telegram, {repeats(vk_sent)} VK "
+          f"(in-flight window at the kill: {window} rows claimed, not marked)")
+    print(f"  lost: {len(lost)}; arrived but not marked sent: {len(marked_wrong)}")
+
+
+async def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--recipients", type=int, default=100_000,
+                        help="the paid scenario's audience, over Telegram and VK")
+    parser.add_argument("--telegram-share", type=float, default=1 / 3)
+    parser.add_argument("--free", type=int, default=1_500,
+                        help="the free scenario's audience (Telegram at 30 msg/s)")
+    parser.add_argument("--paid-rate", type=float, default=1000.0)
+    parser.add_argument("--kill-at", type=float, default=0.5)
+    parser.add_argument("--stall", type=float, default=60.0,
+                        help="give up when nothing arrives for this many seconds")
+    parser.add_argument("--only", choices=("free", "paid"))
+    parser.add_argument("--postgres", action="store_true")
+    parser.add_argument("--log", type=Path,
+                        default=Path(tempfile.gettempdir()) / "tsur-bench-sender.log",
+                        help="where the sender processes write their output")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = None
+        if args.postgres:
+            from tests.fakes.postgres import PostgresServer
+
+            server = PostgresServer.start()
+            url = server.create_database()
+        else:
+            url = sqlite_url(Path(tmp) / "bench.sqlite3")
+        try:
+            await run(url, Path(tmp), args)
+        finally:
+            if server is not None:
+                server.stop()
+    return 0
+
+
+async def run(url: str, tmp: Path, args: argparse.Namespace) -> None:
+    await upgrade_async(url)
+    db = Database.from_url(url)
+    log = args.log
+    log.write_bytes(b"")
+    try:
+        pop = await populate(db, args)
+        print(f"{len(pop.telegram) + len(pop.free):,} Telegram and {len(pop.vk):,} VK "
+              f"citizens on {db.dialect}; sender log: {log}")
+        async with FakeTelegram() as tg, FakeVK(group_id=1) as vk:
+            for chat in pop.telegram + pop.free:
+                tg.world.user(chat)
+            vk.world.allowed.update(pop.vk)
+            vk.world.denied.update(pop.vk[::100])  # 1 % deny messages: error 901 per peer
+            env = {**os.environ, "TSUR_DATABASE_URL": url, "TSUR_DATA_DIR": str(tmp),
+                   "TSUR_NLU": "keyword", "TSUR_LOG_LEVEL": "WARNING",
+                   "TSUR_TELEGRAM_TOKEN": tg.token, "TSUR_TELEGRAM_API_URL": tg.base_url,
+                   "TSUR_VK_TOKEN": vk.token, "TSUR_VK_GROUP_ID": "1",
+                   "TSUR_VK_API_URL": vk.api_url, "TSUR_OUTBOX_LEASE_SECONDS": str(LEASE),
+                   "TSUR_REDIS_URL": "", "PYTHONPATH": str(ROOT)}
+            if args.only in (None, "free") and pop.free:
+                await scenario("free: Telegram at 30 msg/s", db, tg, vk, env,
+                               Audience(municipalities=("free",)), 30, 20, args, log)
+            if args.only in (None, "paid") and (pop.telegram or pop.vk):
+                await scenario(f"paid: Telegram at {args.paid_rate:g} msg/s, VK at 20 "
+                               "req/s × 100 peers", db, tg, vk, env,
+                               Audience(municipalities=("paid",)), args.paid_rate, 20,
+                               args, log)
+    finally:
+        await db.dispose()
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
