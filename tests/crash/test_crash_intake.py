@@ -9,10 +9,15 @@ not answer is sent again once it is back. After the last restart:
   the bot acknowledged, and no photo twice (a redelivered update must not record twice);
 - no step went unanswered without a kill to blame, and the bot never apologised.
 
-Telegram confirms an update by asking for the next ones: aiogram asks as soon as it has
-handed the batch to its handler tasks, so an update being handled when the process dies
-is usually confirmed already and never comes back (the citizen sends it again). The
-counts show how often each happened.
+- no Telegram update went unanswered after Telegram had been told it was taken
+  (``tg_confirmed_unhandled == 0``): tsur confirms an update (the next ``getUpdates``
+  offset) only once it was handled, so an update interrupted by a kill is handed out
+  again after the restart (``tg_redelivered`` counts those the citizen saw answered only
+  then) and recorded once.
+
+aiogram's own polling confirmed a batch as soon as it had handed it to its handler
+tasks; :func:`test_a_press_stuck_in_its_handler_at_a_kill_is_handed_out_again` pins a
+handler before the engine while the process is killed, which lost the press that way.
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ import asyncio
 import itertools
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aiohttp import ClientSession
+from aiohttp import ClientSession, web
 
 from tests.crash.citizens import (
     Citizen,
@@ -40,6 +46,7 @@ from tests.crash.harness import TRIALS, Trials, seed_from_env, summary_line, tra
 from tests.crash.launcher import Launcher, Tsur
 from tests.crash.report import report
 from tests.crash.system import free_port, other_process, rows, tsur_env
+from tests.fakes.telegram_state import SentMessage
 
 PROBLEM = "В Каспийске на улице Ленина третий день нет воды в доме {n}"
 SLOTS = {"telegram": 3, "vk": 2, "web": 2}  # citizens writing at the same time
@@ -115,13 +122,15 @@ async def test_citizens_filing_complaints_lose_nothing_across_kill_9(
                   and s.token["update_id"] in tg.confirmed)
     problems = [t for run in launcher.runs for t in tracebacks(run.log())]
     assert problems == [], "\n\n".join(problems[:3])
-    report("crash", summary_line(
+    line = summary_line(
         "intake", seed=seed, trials=TRIALS, kills=len(trials.kills), citizens=len(citizens),
         complaints=len(all_complaints), accepted=sum(s.acked for s in steps),
         unanswered=sum(not s.acked for s in steps), tg_redelivered=redelivered,
         tg_confirmed_unhandled=dropped,
         submit_answer_lost=sum(c.submit_unanswered for c in citizens),
-        seconds=round(time.monotonic() - began)))
+        seconds=round(time.monotonic() - began))
+    report("crash", line)
+    assert dropped == 0, line  # Telegram was told these were taken, and they were not
 
 
 async def test_a_photo_redelivered_after_kill_9_is_recorded_once(
@@ -156,7 +165,8 @@ async def test_a_photo_redelivered_after_kill_9_is_recorded_once(
             await trials.kill()
             tsur = await trials.start()
             photo_id = update["update_id"]
-            await tg.wait_for(lambda: len(tg.handed[photo_id]) == 2, 20)  # handed out again
+            await tg.wait_for(lambda: any(t >= tsur.started for t in tg.handed[photo_id]),
+                              20)  # handed out again
             tg.hold_from = None
             tg.released.set()
             citizen = Citizen(driver, trials, PROBLEM.format(n=0),
@@ -169,3 +179,68 @@ async def test_a_photo_redelivered_after_kill_9_is_recorded_once(
     [complaint] = complaints_of(data / "tsur.db", "telegram", driver.user)
     assert complaint["number"] == citizen.number
     assert len(complaint["photos"]) == len(set(complaint["photos"])) == 1, complaint["photos"]
+
+
+class StallingTelegram(RecordingTelegram):
+    """Leaves ``answerCallbackQuery`` unanswered while :attr:`stalling`: the bot's handler
+    of a button press waits there, before it reaches the engine."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stalling = False
+        self.stalled: list[float] = []  # when a stalled request came
+        self.released = asyncio.Event()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if self.stalling and request.match_info["method"].lower() == "answercallbackquery":
+            self.stalled.append(time.monotonic())
+            self._changed()
+            await self.released.wait()
+        return await super()._handle(request)
+
+
+def _has_button(payload: str) -> Callable[[SentMessage], bool]:
+    def check(m: SentMessage) -> bool:
+        return any(b.get("callback_data") == payload for row in m.buttons for b in row)
+    return check
+
+
+async def test_a_press_stuck_in_its_handler_at_a_kill_is_handed_out_again(
+        tmp_path: Path, fork_server) -> None:
+    """The process is killed while the handler of a button press is still at its first
+    step (answering the query, before the engine): Telegram must not have been told the
+    press was taken, so the restarted bot gets it again and moves the dialogue on."""
+    data = tmp_path / "var"
+    async with StallingTelegram() as tg:
+        async with other_process(data):
+            pass
+        launcher = Launcher(fork_server, tsur_env(data, free_port(), tg=tg), tmp_path / "logs")
+
+        async def ready(tsur: Tsur) -> None:
+            await tg.wait_for(lambda: any(c.time >= tsur.started
+                                          for c in tg.calls_of("getUpdates")), 60)
+
+        trials = Trials(launcher, random.Random(0), ready)
+        driver = TelegramCitizen(tg, 5_499_002)
+        try:
+            await trials.start()
+            await driver.text(PROBLEM.format(n=1))
+            await tg.wait_for_message(driver.id, predicate=_has_button("cls:yes"), timeout=20)
+            tg.stalling = True
+            press = await driver.press("cls:yes")
+            await tg.wait_for(lambda: tg.stalled, 20)
+            # the bot goes on polling while the handler is stuck (aiogram confirmed here)
+            await tg.wait_for(lambda: any(c.time > tg.stalled[0]
+                                          for c in tg.calls_of("getUpdates")), 20)
+            await trials.kill()
+            assert press["update_id"] not in tg.confirmed
+            tg.stalling = False
+            tg.released.set()
+            tsur = await trials.start()
+            await tg.wait_for_message(driver.id, predicate=_has_button("photo:done"),
+                                      timeout=20)
+            assert any(t >= tsur.started for t in tg.handed[press["update_id"]])
+            assert await tsur.stop() == 0
+        finally:
+            await launcher.close()
+    assert press["update_id"] in tg.confirmed  # confirmed at last, once handled
