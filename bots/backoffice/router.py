@@ -41,6 +41,7 @@ from .texts import _, help_text, refused, status_name
 
 log = logging.getLogger(__name__)
 STORE_CHANNEL = "backoffice"
+SEEN, SEEN_KEPT = "seen", 20  # operator message ids recently taken, per operator and topic
 ANSWERABLE = frozenset({Status.NEW, Status.REOPENED, Status.IN_PROGRESS})
 
 
@@ -92,18 +93,24 @@ class Backoffice:
             await self._say(bot, thread, _("Only text messages are sent to the citizen."))
             return
         try:
-            reply = await self._operator_text(user, role, thread or 0, complaint_id, text)
+            reply = await self._operator_text(user, role, thread or 0, complaint_id, text,
+                                              message.message_id)
         except Refusal as refusal:
             reply = str(refusal)
         if reply:
             await self._say(bot, thread, reply)
 
     async def _operator_text(self, user: User, role: str, thread: int, complaint_id: int,
-                             text: str) -> str:
+                             text: str, message_id: int) -> str:
         now = self.clock()
         actor = _actor(user)
         async with self.database.uow() as uow:
             pending = await self._pending(uow, user.id, thread)
+            # Telegram hands a message out again if the process died before confirming
+            # it: the ids of the last ones taken, saved in the same commit, tell.
+            seen = list((pending.data or {}).get(SEEN, ()))
+            if message_id in seen:
+                return ""
             step = pending.state if (pending.data or {}).get("complaint_id") == complaint_id \
                 else "idle"
             try:
@@ -130,7 +137,8 @@ class Backoffice:
                 raise Refusal(_("⛔ Not possible now: {reason}", reason=str(exc))) from exc
             if step != "idle":
                 pending.state, pending.data = "idle", {}
-                await uow.conversations.save(pending)
+            pending.data = {**(pending.data or {}), SEEN: [*seen[1 - SEEN_KEPT:], message_id]}
+            await uow.conversations.save(pending)
             await uow.commit()
         return reply
 

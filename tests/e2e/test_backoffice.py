@@ -324,6 +324,21 @@ async def test_vk_and_web_citizens_get_the_operators_messages(office: Office) ->
     assert tg.sent_to(USER) == []
 
 
+async def test_an_operator_message_handed_out_again_is_relayed_once(office: Office) -> None:
+    """Telegram hands a message out again when the process died before confirming it."""
+    tg = office.tg
+    number = await office.file("vk", "6006")
+    card = await office.card(number)
+    update = tg.send_text(OPERATOR, "Бригада выехала", chat_id=GROUP, thread_id=card.thread_id)
+    await tg.wait_for(lambda: office.vk.texts("6006"), 8)
+    tg.world.push_update("message", update["message"])  # the same message again
+    tg.send_text(OPERATOR, "Будут через час", chat_id=GROUP, thread_id=card.thread_id)
+    await tg.wait_for(lambda: len(office.vk.texts("6006")) >= 2, 8)  # after the repeat
+    assert office.history(number, "operator_message") == ["Бригада выехала",
+                                                          "Будут через час"]
+    assert len(office.vk.texts("6006")) == 2
+
+
 # --- reject, duplicate, unreachable, help --------------------------------------------------------
 
 async def test_reject_with_a_reason_and_mark_a_duplicate(office: Office) -> None:
