@@ -90,9 +90,13 @@ async def populate(db: Database, args: argparse.Namespace) -> Population:
 
 
 def start_sender(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``tsur run --role worker``; under cProfile (written when it stops, not when it is
+    killed) if ``BENCH_PROFILE`` names a file."""
+    profile = ["-m", "cProfile", "-o", env["BENCH_PROFILE"]] if env.get("BENCH_PROFILE") \
+        else []
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "config.cli", "run", "--role",
-                                 "worker"], cwd=ROOT, env=env, stdout=out,
+        return subprocess.Popen([sys.executable, *profile, "-m", "config.cli", "run",
+                                 "--role", "worker"], cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
 
 

@@ -98,7 +98,8 @@ def outbox_worker(system: System, channel: str, messenger: Any,
         system.database.uow, channel, messenger,
         limiter=system.limiters(channel, paced(limit)), clock=system.clock,
         send_window=SendWindow(limit),
-        backoff=Backoff(base=settings.outbox_retry_seconds),
+        backoff=Backoff(base=settings.outbox_retry_seconds,
+                        cap=settings.outbox_retry_max_seconds),
         max_attempts=settings.outbox_max_attempts, batch_size=settings.outbox_batch,
         lease=timedelta(seconds=settings.outbox_lease_seconds))
 

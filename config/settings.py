@@ -72,7 +72,8 @@ class Settings:
     vk_rate: float = 20.0  # messages.send requests/s of the community
     outbox_batch: int = 500  # rows an outbox worker claims at a time
     outbox_lease_seconds: float = 120.0  # a claim's lease: a dead worker's rows return
-    outbox_retry_seconds: float = 5.0  # first backoff; doubles per attempt, capped at 1 h
+    outbox_retry_seconds: float = 5.0  # first backoff; doubles per attempt
+    outbox_retry_max_seconds: float = 3600.0  # the longest backoff
     outbox_max_attempts: int = 10
 
     @property
@@ -123,6 +124,7 @@ class Settings:
             "outbox_batch": int,
             "outbox_lease_seconds": float,
             "outbox_retry_seconds": float,
+            "outbox_retry_max_seconds": float,
             "outbox_max_attempts": int,
         }
         values: dict[str, object] = {}
@@ -150,7 +152,8 @@ class Settings:
                 "postgresql"):
             raise ValueError("TSUR_LEADER_LOCK=postgres needs a PostgreSQL TSUR_DATABASE_URL")
         for name in ("telegram_rate", "vk_rate", "outbox_batch", "outbox_lease_seconds",
-                     "outbox_retry_seconds", "outbox_max_attempts"):
+                     "outbox_retry_seconds", "outbox_retry_max_seconds",
+                     "outbox_max_attempts"):
             if not getattr(settings, name) > 0:
                 raise ValueError(f"TSUR_{name.upper()} must be positive")
         if not 0 < settings.leader_check_seconds <= 60:

@@ -16,8 +16,9 @@ def run_tsur(env: dict[str, str], log_path: str, lease_seconds: float | None,
     """What ``python -m config.cli run`` does, in a fork of the preloaded server.
 
     ``lease_seconds`` and ``backoff`` (base, factor, cap) shorten the outbox worker's
-    claim lease and retry backoff: ``tsur run`` has no setting for them, and a trial
-    cannot wait the production two minutes for a killed worker's claim to run out.
+    claim lease and retry backoff (``TSUR_OUTBOX_*`` for the Telegram and VK workers, the
+    factor stays 2; patched defaults for the web chat's): a trial cannot wait the
+    production two minutes for a killed worker's claim to run out.
     ``broadcast_batch`` makes the scheduler write a broadcast's recipients in smaller
     transactions (the default 1000 would write a test's audience in one).
     """
@@ -28,6 +29,13 @@ def run_tsur(env: dict[str, str], log_path: str, lease_seconds: float | None,
     for name in [n for n in os.environ if n.startswith("TSUR_")]:
         del os.environ[name]
     os.environ.update(env)
+    # the Telegram and VK workers take these from TSUR_OUTBOX_*; the web chat's from the
+    # defaults patched below
+    if lease_seconds is not None:
+        os.environ.setdefault("TSUR_OUTBOX_LEASE_SECONDS", str(lease_seconds))
+    if backoff is not None:
+        os.environ.setdefault("TSUR_OUTBOX_RETRY_SECONDS", str(backoff[0]))
+        os.environ.setdefault("TSUR_OUTBOX_RETRY_MAX_SECONDS", str(backoff[2]))
     os.chdir(ROOT)
     from notifications.delivery import Backoff, DeliveryWorker
 
