@@ -8,6 +8,20 @@ Client → server (``hello`` must come first; every other frame is one citizen a
     {"type": "location", "latitude": 42.98, "longitude": 47.5}
     {"type": "photo", "upload_id": "<id from POST /chat/upload>", "text": "optional caption"}
 
+Any action frame may carry ``"id"`` (1-64 characters ``A-Za-z0-9_-``, unique within the
+client) and ``"sent_at"`` (when the browser sent it, milliseconds since the epoch). A frame
+with an ``id`` is acknowledged once the dialogue core has persisted it and its replies
+were sent::
+
+    {"type": "ack", "id": "<the frame's id>"}
+
+The page keeps every frame until its ``ack`` and sends the unacknowledged ones again,
+with the same ``id`` and ``sent_at``, after a reconnect: a frame sent just before the
+server died is not lost. ``sent_at`` is the frame's time stamp for the engine, which
+recognises a frame it had already persisted by its time stamp and content and does not
+record it twice (a ``sent_at`` more than :data:`MAX_CLOCK_SKEW` away from the server's
+clock is replaced by the server's time).
+
 Server → client::
 
     {"type": "message", "text": "...", "buttons": [[{"label": "...", "payload": "..."}]],
@@ -27,7 +41,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bots.texts import N_, translate
@@ -36,6 +50,8 @@ from dialogue.messages import OutgoingMessage
 MAX_FRAME_BYTES = 64 * 1024
 LONG_TEXT = 10_000
 MAX_PAYLOAD = 256
+MAX_CLOCK_SKEW = 24 * 3600.0  # seconds a browser's sent_at may be off the server's clock
+_FRAME_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _LANG_RE = re.compile(r"[a-z]{2}(-[A-Za-z]{2,4})?")
 
@@ -87,6 +103,24 @@ class Action:
     latitude: float | None = None
     longitude: float | None = None
     upload_id: str | None = None
+    id: str | None = None  # to acknowledge, and to recognise when sent again
+    sent_at: float | None = None  # seconds since the epoch, as the browser said
+
+
+def _tagged(action: Action, data: dict[str, Any]) -> Action:
+    """``action`` with the frame's ``id`` and ``sent_at``, if it has them."""
+    frame_id = data.get("id")
+    if frame_id is None:
+        return action
+    if not isinstance(frame_id, str) or not _FRAME_ID_RE.fullmatch(frame_id):
+        raise FrameError("bad_field", "id")
+    sent_at = data.get("sent_at")
+    if sent_at is not None:
+        if isinstance(sent_at, bool) or not isinstance(sent_at, int | float) \
+                or not math.isfinite(sent_at) or sent_at <= 0:
+            raise FrameError("bad_field", "sent_at")
+        sent_at = float(sent_at) / 1000
+    return replace(action, id=frame_id, sent_at=sent_at)
 
 
 def parse_frame(raw: str) -> Hello | Action:
@@ -103,6 +137,10 @@ def parse_frame(raw: str) -> Hello | Action:
     kind = data.get("type")
     if kind == "hello":
         return _hello(data)
+    return _tagged(_action(kind, data), data)
+
+
+def _action(kind: Any, data: dict[str, Any]) -> Action:
     if kind == "text":
         text = _str(data, "text")
         if not text.strip():

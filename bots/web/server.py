@@ -31,6 +31,7 @@ from dialogue.messages import (
 
 from .messenger import WebMessenger
 from .protocol import (
+    MAX_CLOCK_SKEW,
     MAX_FRAME_BYTES,
     FrameError,
     Hello,
@@ -169,6 +170,7 @@ class WebChat:
             stored = await self.store.get(frame.upload_id)
             if stored is None:
                 await _send(ws, error_frame("unknown_upload", session.lang))
+                await _ack(ws, frame.id)  # done with it: sending it again would not help
                 return
             attachments = (Attachment(AttachmentKind.PHOTO, stored.id, stored.mime),)
         location = None
@@ -177,7 +179,7 @@ class WebChat:
         incoming = IncomingMessage(
             address=Address(Channel.WEB, client_id), user_id=client_id, text=frame.text,
             payload=frame.payload, attachments=attachments, location=location,
-            received_at=self.clock(), language_hint=session.lang)
+            received_at=self._received_at(frame.sent_at), language_hint=session.lang)
         lock = self._locks.get(client_id)
         if lock is None:
             lock = self._locks[client_id] = asyncio.Lock()
@@ -187,9 +189,22 @@ class WebChat:
             except Exception:
                 log.exception("web chat: the engine failed on a message from %s", client_id)
                 await _send(ws, error_frame("internal", session.lang))
+                await _ack(ws, frame.id)
                 return
             for reply in replies:
                 await _send(ws, self._render(reply))
+            # persisted and answered: the page may forget the frame (a kill before this
+            # point makes it send the frame again, and the engine answers it once more
+            # without recording it twice)
+            await _ack(ws, frame.id)
+
+    def _received_at(self, sent_at: float | None) -> datetime:
+        """The frame's time stamp: when the browser sent it (so a frame sent again after
+        a reconnect is recognised by the engine), unless the browser's clock is off."""
+        now = self.clock()
+        if sent_at is None or abs(sent_at - now.timestamp()) > MAX_CLOCK_SKEW:
+            return now
+        return datetime.fromtimestamp(sent_at, UTC)
 
     def _render(self, reply: OutgoingMessage) -> dict[str, Any]:
         return render_message(reply, self.messenger.uploads_url)
@@ -203,6 +218,11 @@ async def _send(ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
         await ws.send_json(frame)
     except (ConnectionError, RuntimeError):
         log.debug("web chat: socket closed while sending")
+
+
+async def _ack(ws: web.WebSocketResponse, frame_id: str | None) -> None:
+    if frame_id is not None:
+        await _send(ws, {"type": "ack", "id": frame_id})
 
 
 def _json_error(status: int, code: str, lang: str, value: str = "") -> web.Response:

@@ -117,7 +117,11 @@
   let ready = false;
   let greeted = false; // ask the bot for its greeting and menu once per page load
   let delay = 1000;
-  const queue = [];
+  // Every action frame carries an id and is kept until the server acknowledges it (once
+  // it is stored and answered); after a reconnect the unacknowledged ones are sent again,
+  // unchanged, so nothing typed just before the server went away is lost.
+  const pending = new Map();
+  let seq = 0;
 
   function setStatus(state) {
     statusEl.dataset.state = state;
@@ -137,12 +141,13 @@
       ready = true;
       delay = 1000;
       setStatus("online");
-      while (queue.length) ws.send(queue.shift());
+      pending.forEach((data) => ws.send(data));
     });
     ws.addEventListener("message", (ev) => {
       let m;
       try { m = JSON.parse(ev.data); } catch (e) { return; }
       if (m.type === "message") renderMessage(m);
+      else if (m.type === "ack") pending.delete(m.id);
       else if (m.type === "error") bubble("error", m.text || "");
     });
     ws.addEventListener("close", () => {
@@ -155,9 +160,12 @@
   }
 
   function send(frame) {
+    seq += 1;
+    frame.id = Date.now().toString(36) + "-" + seq;
+    frame.sent_at = Date.now();
     const data = JSON.stringify(frame);
+    pending.set(frame.id, data);
     if (ready && ws.readyState === WebSocket.OPEN) ws.send(data);
-    else queue.push(data);
   }
 
   // --- the composer ------------------------------------------------------------------
