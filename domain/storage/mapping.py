@@ -7,6 +7,10 @@ place so SQLAlchemy emits only the changed columns.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row
 
 from domain.citizen import Citizen, Consent, Identity
 from domain.complaint import ClassifiedBy, Complaint, EventKind, HistoryEntry, Photo, Status
@@ -27,6 +31,29 @@ def citizen_from_row(row: CitizenRow) -> Citizen:
         consent = Consent(row.consent_given_at, row.consent_version)
     return Citizen(
         identities=[Identity(i.channel, i.external_id, i.chat_id) for i in row.identities],
+        language=row.language,
+        name=row.name,
+        phone=row.phone,
+        consent=consent,
+        subscribed_municipality=row.subscribed_municipality,
+        subscribed_sectors=list(row.subscribed_sectors or []),
+        reachable=row.reachable,
+        broadcast_opt_out=row.broadcast_opt_out,
+        created_at=row.created_at,
+        id=row.id,
+    )
+
+
+def citizen_from_core(rows: Sequence[Row[Any]]) -> Citizen:
+    """A citizen from Core rows of ``citizens`` joined with each of its identities
+    (``identity_channel``, ``identity_external_id``, ``identity_chat_id``)."""
+    row = rows[0]
+    consent = None
+    if row.consent_given_at is not None and row.consent_version is not None:
+        consent = Consent(row.consent_given_at, row.consent_version)
+    return Citizen(
+        identities=[Identity(r.identity_channel, r.identity_external_id, r.identity_chat_id)
+                    for r in rows],
         language=row.language,
         name=row.name,
         phone=row.phone,

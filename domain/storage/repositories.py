@@ -6,21 +6,20 @@ and flushes, never commits: the unit of work decides.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased, joinedload
 
 from domain.citizen import Citizen
 from domain.complaint import Complaint
 from domain.ports import Conversation
 from domain.storage.mapping import (
+    citizen_from_core,
     citizen_from_row,
     complaint_from_row,
     write_citizen,
@@ -39,6 +38,19 @@ def _insert(session: AsyncSession, table: Any) -> Any:
     raise NotImplementedError(f"unsupported database {dialect!r}")
 
 
+_CITIZENS, _IDENTITIES = CitizenRow.__table__, IdentityRow.__table__
+_MATCHED = _IDENTITIES.alias("matched")
+_BY_IDENTITY = (
+    select(_CITIZENS, _IDENTITIES.c.channel.label("identity_channel"),
+           _IDENTITIES.c.external_id.label("identity_external_id"),
+           _IDENTITIES.c.chat_id.label("identity_chat_id"))
+    .select_from(_MATCHED.join(_CITIZENS, _CITIZENS.c.id == _MATCHED.c.citizen_id)
+                 .join(_IDENTITIES, _IDENTITIES.c.citizen_id == _CITIZENS.c.id))
+    .where(_MATCHED.c.channel == bindparam("channel"),
+           _MATCHED.c.external_id == bindparam("external_id"))
+    .order_by(_IDENTITIES.c.id))
+
+
 class SqlCitizenRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -48,13 +60,11 @@ class SqlCitizenRepository:
         return citizen_from_row(row) if row else None
 
     async def by_identity(self, channel: str, external_id: str) -> Citizen | None:
-        # asked on every dialogue step: the citizen and all its identities in one query
-        matched = aliased(IdentityRow)
-        query = (select(CitizenRow).join(matched, matched.citizen_id == CitizenRow.id)
-                 .where(matched.channel == channel, matched.external_id == external_id)
-                 .options(joinedload(CitizenRow.identities)))
-        row = (await self.session.scalars(query)).unique().first()
-        return citizen_from_row(row) if row else None
+        """Asked on every dialogue step, so one Core query (the citizen and all its
+        identities) instead of ORM loading, which cost more than the rest of a step."""
+        rows = (await self.session.execute(_BY_IDENTITY, {
+            "channel": channel, "external_id": external_id})).all()
+        return citizen_from_core(rows) if rows else None
 
     async def add(self, citizen: Citizen) -> Citizen:
         """Store a new citizen; sets ``citizen.id``."""
@@ -126,12 +136,23 @@ class SqlComplaintRepository:
         ]
 
     async def next_number(self, year: int) -> str:
-        """A new number such as ``2026-000042``, from a per-year counter row.
+        """A new number such as ``2026-000042``, unique across processes; a unit that is
+        rolled back may leave a gap.
 
-        The upsert locks the counter row until the transaction ends (on SQLite the write
-        transaction holds the database lock), so concurrent units never get the same number.
-        A rolled-back unit leaves a gap, which is harmless.
+        PostgreSQL: from the year's sequence ``complaint_number_<year>``, made on first use
+        (see :func:`_create_number_sequence`). A sequence hands out numbers without locking
+        anything, where the counter row stayed locked from the number to the commit and
+        made concurrent registrations queue (bench/intake.py). SQLite: a per-year counter
+        row; the unit already holds the database's only write lock, so it costs nothing
+        more, and a rolled-back number is handed out again.
         """
+        if self.session.get_bind().dialect.name == "postgresql":
+            sequence = f"complaint_number_{int(year)}"
+            next_value = text("SELECT nextval(to_regclass(:sequence))")
+            value = (await self.session.execute(next_value, {"sequence": sequence})).scalar()
+            if value is None:  # no sequence yet for the year (nextval of NULL is NULL)
+                value = await _number_from_new_sequence(self.session, year)
+            return f"{year}-{value:06d}"
         table = CounterRow.__table__
         stmt = _insert(self.session, table).values(name=f"complaint:{year}", value=1)
         stmt = stmt.on_conflict_do_update(
@@ -139,6 +160,33 @@ class SqlComplaintRepository:
         ).returning(table.c.value)
         value = (await self.session.execute(stmt)).scalar_one()
         return f"{year}-{value:06d}"
+
+
+async def _number_from_new_sequence(session: AsyncSession, year: int) -> int:
+    """Create ``complaint_number_<year>`` on PostgreSQL unless it exists, and take a number.
+
+    Runs in the registering unit (a second connection could wait forever for a pool
+    that units waiting here have drained). The advisory lock, held to the unit's end, lets
+    one unit create the sequence; the others then find it: ``IF NOT EXISTS`` looks it up
+    under a lock, which also refreshes the backend's catalogue cache, where the plain
+    ``to_regclass`` look-up above may still see it missing. It continues after the year's
+    counter row, the numbers given before sequences were used. Once a year."""
+    name = f"complaint_number_{int(year)}"
+    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
+                          {"name": name})
+    counted = (await session.execute(select(CounterRow.value).where(
+        CounterRow.name == f"complaint:{year}"))).scalar()
+    await session.execute(text(
+        f"CREATE SEQUENCE IF NOT EXISTS {name} START WITH {int(counted or 0) + 1}"))
+    return int((await session.execute(text(f"SELECT nextval('{name}')"))).scalar_one())
+
+
+_CONVERSATIONS = ConversationRow.__table__
+_LOAD_CONVERSATION = (
+    select(_CONVERSATIONS.c.state, _CONVERSATIONS.c.data, _CONVERSATIONS.c.updated_at)
+    .where(_CONVERSATIONS.c.channel == bindparam("channel"),
+           _CONVERSATIONS.c.user_id == bindparam("user_id")))
+_LOCK_CONVERSATION = _LOAD_CONVERSATION.with_for_update()
 
 
 def utc_now() -> datetime:
@@ -151,16 +199,27 @@ class SqlConversationStore:
         self.clock = clock
 
     async def load(self, channel: str, user_id: str) -> Conversation:
-        """The stored conversation, or a fresh idle one with empty data."""
-        query = (select(ConversationRow)
-                 .where(ConversationRow.channel == channel, ConversationRow.user_id == user_id)
-                 .execution_options(populate_existing=True))
-        row = (await self.session.scalars(query)).first()
-        if row is None:
+        """The stored conversation, or a fresh idle one with empty data.
+
+        On PostgreSQL the row stays locked (``FOR UPDATE``) until the unit ends, so two
+        worker processes handed updates of one user take turns, as the engine's lock does
+        within a process; a first conversation is inserted (idle) to have a row to lock.
+        SQLite needs nothing: the unit holds the database's write lock from its start.
+        """
+        params = {"channel": channel, "user_id": user_id}
+        if self.session.get_bind().dialect.name != "postgresql":
+            row = (await self.session.execute(_LOAD_CONVERSATION, params)).first()
+        else:
+            row = (await self.session.execute(_LOCK_CONVERSATION, params)).first()
+            if row is None:
+                await self.session.execute(_insert(self.session, _CONVERSATIONS).values(
+                    channel=channel, user_id=user_id, state="idle", data={}, updated_at=None,
+                ).on_conflict_do_nothing())
+                row = (await self.session.execute(_LOCK_CONVERSATION, params)).first()
+        if row is None or row.updated_at is None:  # new (or only just locked on PostgreSQL)
             return Conversation(channel, user_id, "idle", {}, None)
-        # A deep copy: in-place edits of the draft must not alias the row's JSON value.
-        return Conversation(channel, user_id, row.state, copy.deepcopy(row.data or {}),
-                            row.updated_at)
+        # JSON is decoded afresh for each query: edits of the draft alias nothing
+        return Conversation(channel, user_id, row.state, row.data or {}, row.updated_at)
 
     async def save(self, conversation: Conversation) -> None:
         """Insert or replace; stamps ``updated_at`` with the store's clock."""

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+from sqlalchemy import text
+
 from dialogue.engine import Engine
 from dialogue.messages import Channel, Location
 from dialogue.nlu import KeywordClassifier
 from domain.calendar import WorkingCalendar
 from domain.complaint import ClassifiedBy, Status
-from domain.storage import Database
+from domain.storage import Database, upgrade_async
 from tests.fakes.dialogue import Chat, FixedClock, catalogue, photo
 
 PROBLEM = "Махачкала, ул. Гагарина 10: третий день нет воды во всём доме"
@@ -71,3 +74,49 @@ async def test_citizens_in_parallel_get_distinct_numbers(db: Database) -> None:
             assert complaint.number in chat.text
             numbers.add(complaint.number)
     assert len(numbers) == 8
+
+
+@pytest.mark.postgres
+async def test_two_processes_take_turns_on_one_citizen(postgres_url: str) -> None:
+    """Web workers each have their own engine lock: on PostgreSQL the conversation row,
+    locked from load to commit, makes a second process wait for the first one's step
+    instead of both starting from the same draft and the last save winning."""
+    await upgrade_async(postgres_url)
+    first, second = Database.from_url(postgres_url), Database.from_url(postgres_url)
+    try:
+        chat = Chat(engine_on(first), user_id="701")
+        await chat.send(PROBLEM)
+        await chat.press("cls:yes")  # now in the photo step
+        async with first.uow() as held:  # process 1 is in the middle of a step
+            conversation = await held.conversations.load("telegram", "701")
+            other = asyncio.create_task(  # process 2 gets the citizen's next photo
+                Chat(engine_on(second), user_id="701").send(
+                    attachments=(photo("file-second"),)))
+            await wait_for_lock_waiter(first)
+            assert not other.done()
+            conversation.data = conversation.data or {}
+            conversation.data["draft"]["photos"].append(
+                {"ref": "telegram:file-first", "mime": "image/jpeg"})
+            await held.conversations.save(conversation)
+            await held.commit()
+        await other
+        async with first.uow() as uow:
+            saved = await uow.conversations.load("telegram", "701")
+        assert [p["ref"] for p in (saved.data or {})["draft"]["photos"]] == [
+            "telegram:file-first", "telegram:file-second"]
+    finally:
+        await first.dispose()
+        await second.dispose()
+
+
+async def wait_for_lock_waiter(db: Database) -> None:
+    """Until some session of this database waits for a row lock (another process's step
+    blocked on the conversation row)."""
+    query = text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                 "AND wait_event_type = 'Lock'")
+    for _ in range(500):
+        async with db.engine.connect() as conn:
+            if (await conn.execute(query)).scalar():
+                return
+        await asyncio.sleep(0.02)
+    raise AssertionError("no session waited for the conversation row")
