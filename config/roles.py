@@ -20,6 +20,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -155,7 +156,9 @@ async def start_scheduler_role(running: Running) -> None:
 
 
 def build_jobs(system: System) -> Scheduler:
-    """The scheduler with every job (deadlines, surveys, broadcasts), not yet started."""
+    """The scheduler with every job (deadlines, surveys, broadcasts, the ratings'
+    aggregates), not yet started."""
+    from domain.storage.report_refresh import REFRESH_EVERY, refresh_reports
     from notifications.broadcasts import BroadcastService
     from notifications.scheduler import build_scheduler
 
@@ -169,6 +172,8 @@ def build_jobs(system: System) -> Scheduler:
                                   clock=system.clock)
     scheduler.every("broadcasts", timedelta(seconds=settings.broadcast_check_seconds),
                     broadcasts.run_due)
+    scheduler.every("reports", REFRESH_EVERY, partial(
+        refresh_reports, system.database.session_factory, system.calendar.tz))
     return scheduler
 
 

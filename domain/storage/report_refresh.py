@@ -29,7 +29,7 @@ import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import Integer, and_, case, cast, delete, func, insert, literal, or_, select
@@ -59,6 +59,7 @@ from domain.storage.reports import hours, reopened_ever
 from domain.storage.surveys_orm import SurveyRow
 
 OVERLAP = timedelta(minutes=10)
+REFRESH_EVERY = timedelta(minutes=1)  # the scheduler's job; the ratings page refreshes too
 CHUNK = 500
 DayKey = tuple[int, str, str, str, str]  # day, agency, municipality ("" unknown), sector, …
 
@@ -305,3 +306,10 @@ async def refresh(factory: async_sessionmaker[AsyncSession], offset: timedelta, 
         state.refreshed_at = datetime.now().astimezone()
     return Refreshed(len(days), full)
 
+
+
+async def refresh_reports(factory: async_sessionmaker[AsyncSession], tz: tzinfo,
+                          now: datetime) -> Refreshed:
+    """The scheduler's job: :func:`refresh` at the offset of ``tz`` at ``now`` (so that the
+    ratings page, which refreshes too, usually finds little to do)."""
+    return await refresh(factory, now.astimezone(tz).utcoffset() or timedelta())

@@ -1,8 +1,10 @@
 """``GET /portal/deadlines``: open complaints overdue, due today and due soon, per agency
-and per municipality, each number linking into the filtered register."""
+and per municipality, each number linking into the filtered register; CSV and XLSX
+downloads of both tables (served by :mod:`portal.views.export`)."""
 
 from __future__ import annotations
 
+from functools import partial
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -11,7 +13,7 @@ from domain.storage.queries import NO_MUNICIPALITY, BoardLine, deadline_board
 from portal.access import Permission
 from portal.app import Portal
 from portal.sessions import LoggedIn
-from portal.views.filters import soon_days, windows
+from portal.views.filters import link, soon_days, windows
 
 
 def register_link(group_by: str, key: str | None, due: str, days: int) -> str:
@@ -38,6 +40,7 @@ def add_routes(router: web.UrlDispatcher, portal: Portal) -> None:
                                                        win.today_end, win.soon_end))
         return portal.render(request, "deadlines.html", user, win=win, agencies=agencies,
                              municipalities=municipalities, total=totals(agencies),
-                             link=register_link)
+                             link=register_link,
+                             export_link=partial(link, "/portal/deadlines", request.query))
 
     router.add_get("/portal/deadlines", portal.guard(Permission.VIEW_DEADLINES, board))

@@ -11,6 +11,7 @@ from domain.storage.queries import NO_MUNICIPALITY, PER_PAGE, SORT_COLUMNS, regi
 from portal.access import Permission
 from portal.app import Portal
 from portal.sessions import LoggedIn
+from portal.views.export import EXPORT_LIMIT
 from portal.views.filters import (
     CHANNELS,
     link,
@@ -40,6 +41,7 @@ def add_routes(router: web.UrlDispatcher, portal: Portal) -> None:
                 portal.catalogue.agencies.values(), key=lambda a: a.short_name),
             municipalities=portal.catalogue.municipalities, channels=CHANNELS,
             no_municipality=NO_MUNICIPALITY, sortable=SORT_COLUMNS,
+            export_limit=f"{EXPORT_LIMIT:,}".replace(",", "\u202f"),
             link=partial(link, PATH, query))
 
     router.add_get(PATH, portal.guard(Permission.VIEW_REGISTER, register))

@@ -98,6 +98,61 @@ async def test_supervisor_opens_ratings_and_downloads_csv_and_xlsx(portal, brows
     assert len(book.sheetnames) == 5
 
 
+@needs_chromium
+async def test_register_and_deadline_board_download_what_they_show(portal, browser_page):
+    page = browser_page
+    await browser_login(page, portal.url, "sergey")
+    await page.wait_for_selector("nav.main-nav")
+    await page.goto(portal.url + "/portal/complaints?municipality=makhachkala&sort=number"
+                    "&dir=asc")
+    await page.wait_for_selector("#register tbody tr[data-number]")
+    shown = [await row.get_attribute("data-number")
+             for row in await page.locator("#register tbody tr[data-number]").all()]
+    assert len(shown) == 3
+    async with page.expect_download() as info:
+        await page.click('#counts a[data-download="csv"]')
+    download = await info.value
+    assert download.suggested_filename.endswith(".csv")
+    raw = Path(await download.path()).read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") and raw.count(b"\xef\xbb\xbf") == 1
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert rows[0][:3] == ["Номер", "Подано", "Статус"]
+    assert [r[0] for r in rows[1:]] == shown  # the filter and the sort of the page
+    assert {r[7] for r in rows[1:]} == {"Махачкала"}
+    async with page.expect_download() as info:
+        await page.click('#counts a[data-download="xlsx"]')
+    book = load_workbook(io.BytesIO(Path(await (await info.value).path()).read_bytes()))
+    assert [r[0] for r in book.active.iter_rows(min_row=2, values_only=True)] == shown
+
+    await page.click('nav.main-nav a[href="/portal/deadlines"]')
+    await page.wait_for_selector("#by-agency")
+    on_page = await page.inner_text("#by-municipality tbody")
+    async with page.expect_download() as info:
+        await page.click('#by-municipality-card a[data-download="csv"]')
+    raw = Path(await (await info.value).path()).read_bytes()
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert rows[0] == ["Муниципалитет", "Просрочено", "Срок сегодня", "Срок скоро", "Всего"]
+    assert len(rows) > 1 and all(r[0] in on_page for r in rows[1:])
+    async with page.expect_download() as info:
+        await page.click('#by-agency-card a[data-download="xlsx"]')
+    book = load_workbook(io.BytesIO(Path(await (await info.value).path()).read_bytes()))
+    assert len(book.sheetnames) == 2
+
+
+async def test_register_csv_is_streamed_in_chunks_as_one_file(portal, http, monkeypatch):
+    import portal.views.export as export
+
+    monkeypatch.setattr(export, "CSV_CHUNK", 2)  # 5 complaints: three writes
+    assert await http_login(http, portal.url, "olga") == 200
+    async with http.get(portal.url + "/portal/complaints?format=csv&sort=number&dir=asc"
+                        ) as resp:
+        assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/csv")
+        raw = await resp.read()
+    assert raw.count(b"\xef\xbb\xbf") == 1
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert [r[0] for r in rows[1:]] == sorted(c.number for c in portal.complaints)
+
+
 async def test_exports_quote_formulas_and_need_the_role(portal, http):
     assert await http_login(http, portal.url, "sergey") == 200
     async with http.get(portal.url + "/portal/complaints?format=csv") as resp:
