@@ -2,7 +2,9 @@
 
 A row's address is a complaint's topic (:func:`~bots.backoffice.notifier.topic_address`).
 The topic is created on first need and remembered in ``complaint_topics``; the card is
-rendered from the database when it is posted, so it shows the complaint as it is then.
+rendered from the database when it is posted, so it shows the complaint as it is then,
+and edited in place (``editMessageText``; where it is is kept by
+:mod:`bots.backoffice.card_store`) when its status, sector or agency change.
 If someone deleted or closed the topic (Bot API 400 "message thread not found",
 ``TOPIC_DELETED``, ``TOPIC_CLOSED``), a closed topic is reopened, a deleted one recreated
 with a fresh card, and the message sent again.
@@ -24,7 +26,15 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.methods import CreateForumTopic, ReopenForumTopic, SendPhoto, TelegramMethod
+from aiogram.methods import (
+    CreateForumTopic,
+    EditMessageText,
+    ReopenForumTopic,
+    SendMessage,
+    SendPhoto,
+    TelegramMethod,
+)
+from aiogram.types import Message
 
 from bots.telegram.render import render
 from dialogue.messages import Address, Channel, OutgoingMessage
@@ -37,11 +47,13 @@ from notifications.delivery import DeliveryWorker
 from notifications.messenger import RetryAfter, SendResult, TransientError
 
 from .card import render_card, topic_name
-from .notifier import parse_topic_address
+from .card_store import PostedCard, posted_card, remember_card
+from .notifier import Op, parse_topic_op
 
 log = logging.getLogger(__name__)
 _GONE = ("message thread not found", "topic_deleted", "topic_id_invalid", "thread not found")
 _CLOSED = ("topic_closed",)
+_NO_MESSAGE = ("message to edit not found", "message_id_invalid", "message can't be edited")
 
 
 def utc_now() -> datetime:
@@ -71,26 +83,34 @@ class BackofficeMessenger:
 
     async def send(self, to: Address, msg: OutgoingMessage, *,
                    key: str | None = None) -> SendResult:
-        """Post ``msg`` in the topic ``to.chat_id`` names (the card, if it says so)."""
-        complaint_id, is_card = parse_topic_address(to.chat_id)
+        """Post ``msg`` in the topic ``to.chat_id`` names (or post or edit the card, if it
+        says so)."""
+        complaint_id, op = parse_topic_op(to.chat_id)
         complaint = await self._complaint(complaint_id)
         if complaint is None:
             log.warning("backoffice: complaint %s is gone; message dropped", complaint_id)
             return SendResult.OK
         thread_id = await self._thread(complaint_id)
         if thread_id is None:
-            thread_id = await self._open_topic(complaint)
-            if is_card:
+            thread_id = await self._open_topic(complaint)  # with the card as it is now
+            if op != Op.FORWARD:
                 return SendResult.OK
         try:
-            await self._post(thread_id, render_card(self.catalogue, complaint) if is_card
-                             else msg)
+            await self._act(op, thread_id, complaint, msg)
         except TopicGone as gone:
             revived = await self._revive(complaint, gone)
-            if not is_card or revived == gone.thread_id:
-                await self._post(revived, render_card(self.catalogue, complaint) if is_card
-                                 else msg)
+            if revived == gone.thread_id or op not in (Op.CARD, Op.CARD_EDIT):
+                await self._act(op, revived, complaint, msg)  # a new topic has a new card
         return SendResult.OK
+
+    async def _act(self, op: str, thread_id: int, complaint: Complaint,
+                   msg: OutgoingMessage) -> None:
+        if op == Op.CARD:
+            await self._post_card(thread_id, complaint)
+        elif op == Op.CARD_EDIT:
+            await self._edit_card(thread_id, complaint)
+        else:
+            await self._post(thread_id, msg)
 
     # --- topics ------------------------------------------------------------------------------
     async def _complaint(self, complaint_id: int) -> Complaint | None:
@@ -115,7 +135,7 @@ class BackofficeMessenger:
                                                  self.clock())
             await uow.commit()
         log.info("backoffice: topic %s opened for complaint %s", thread_id, complaint.number)
-        await self._post(thread_id, render_card(self.catalogue, complaint))
+        await self._post_card(thread_id, complaint)
         return thread_id
 
     async def _revive(self, complaint: Complaint, gone: TopicGone) -> int:
@@ -131,12 +151,56 @@ class BackofficeMessenger:
                          gone.thread_id, exc.message)
         return await self._open_topic(complaint)
 
+    # --- the card ----------------------------------------------------------------------------
+    async def _post_card(self, thread_id: int, complaint: Complaint, *,
+                         photos: bool = True) -> None:
+        """Post the card (its photos first, unless ``photos`` is off) and remember where."""
+        assert complaint.id is not None
+        card = render_card(self.catalogue, complaint)
+        if not photos:
+            card = OutgoingMessage(card.text, buttons=card.buttons)
+        ids = await self._post(thread_id, card)
+        if ids:
+            await remember_card(self.database, complaint.id, PostedCard(thread_id, ids))
+
+    async def _edit_card(self, thread_id: int, complaint: Complaint) -> None:
+        """Show the complaint as it is now in its card, edited in place (the card is text:
+        its photos go before it as messages of their own). A card that is not there any
+        more — deleted, in a topic that was replaced, never remembered — is posted anew."""
+        assert complaint.id is not None
+        posted = await posted_card(self.database, complaint.id)
+        card = render_card(self.catalogue, complaint)
+        pieces = [m for m in render(self.chat_id, OutgoingMessage(card.text,
+                                                                  buttons=card.buttons),
+                                    language="ru") if isinstance(m, SendMessage)]
+        if posted is None or posted.thread_id != thread_id \
+                or len(posted.message_ids) != len(pieces):
+            await self._post_card(thread_id, complaint, photos=posted is None)
+            return
+        for message_id, piece in zip(posted.message_ids, pieces, strict=True):
+            try:
+                await self._call(EditMessageText(
+                    chat_id=self.chat_id, message_id=message_id, text=piece.text,
+                    parse_mode=piece.parse_mode, reply_markup=piece.reply_markup))
+            except TelegramBadRequest as exc:
+                text = exc.message.lower()
+                if "message is not modified" in text:
+                    continue  # already shows this (a repeated or an overtaken edit)
+                if any(marker in text for marker in _NO_MESSAGE):
+                    log.info("backoffice: the card of %s is gone (%s); posting it again",
+                             complaint.number, exc.message)
+                    await self._post_card(thread_id, complaint, photos=False)
+                    return
+                raise
+
     # --- sending -----------------------------------------------------------------------------
-    async def _post(self, thread_id: int, msg: OutgoingMessage) -> None:
+    async def _post(self, thread_id: int, msg: OutgoingMessage) -> tuple[int, ...]:
+        """Send ``msg`` into the topic; the ids of its text messages."""
+        ids: list[int] = []
         for method in render(self.chat_id, msg, language="ru"):
             method = method.model_copy(update={"message_thread_id": thread_id})
             try:
-                await self._call(method)
+                sent = await self._call(method)
             except TelegramBadRequest as exc:
                 text = exc.message.lower()
                 if any(marker in text for marker in _CLOSED):
@@ -148,6 +212,9 @@ class BackofficeMessenger:
                                 exc.message)
                     continue
                 raise
+            if isinstance(method, SendMessage) and isinstance(sent, Message):
+                ids.append(sent.message_id)
+        return tuple(ids)
 
     async def _call(self, method: TelegramMethod[Any]) -> Any:
         """One Bot API call, its failures translated for the delivery worker."""

@@ -37,20 +37,34 @@ class Op:
     CARD = "card"  # open the topic if needed and post the card (rendered at send time)
     FORWARD = "forward"  # the citizen's addition
     EVENT = "event"  # a short line: status changed, reclassified, citizen unreachable
+    CARD_EDIT = "edit"  # show the complaint as it is now in its card (rendered at send time)
+
+
+_TAILS = {Op.CARD: "card", Op.CARD_EDIT: "edit"}
 
 
 def topic_address(complaint_id: int, op: str) -> str:
     """The outbox ``chat_id`` of a back-office row: the complaint's topic (and, for the
-    card, that it is the card)."""
-    return f"{complaint_id}:card" if op == Op.CARD else str(complaint_id)
+    card and its edits, that it is the card)."""
+    tail = _TAILS.get(op)
+    return f"{complaint_id}:{tail}" if tail else str(complaint_id)
+
+
+def parse_topic_op(chat_id: str) -> tuple[int, str]:
+    """``(complaint_id, op)`` of a row's ``chat_id`` (``op`` is :attr:`Op.CARD`,
+    :attr:`Op.CARD_EDIT` or :attr:`Op.FORWARD` for anything else posted in the topic);
+    ``ValueError`` if malformed."""
+    head, _sep, tail = chat_id.partition(":")
+    ops = {v: k for k, v in _TAILS.items()}
+    if not head.isdigit() or (tail and tail not in ops):
+        raise ValueError(f"not a back-office topic address: {chat_id!r}")
+    return int(head), ops.get(tail, Op.FORWARD)
 
 
 def parse_topic_address(chat_id: str) -> tuple[int, bool]:
     """``(complaint_id, is_card)`` of a row's ``chat_id``; ``ValueError`` if malformed."""
-    head, _sep, tail = chat_id.partition(":")
-    if not head.isdigit() or tail not in ("", "card"):
-        raise ValueError(f"not a back-office topic address: {chat_id!r}")
-    return int(head), tail == "card"
+    complaint_id, op = parse_topic_op(chat_id)
+    return complaint_id, op == Op.CARD
 
 
 def _stamp(at: datetime) -> str:
@@ -89,6 +103,11 @@ class BackofficeNotifier:
             row = await self._row(uow, complaint, event)
             if row is not None:
                 await uow.outbox.add(row)
+            if isinstance(event, StatusChanged | ComplaintReclassified):
+                await uow.outbox.add(backoffice_row(
+                    cid, Op.CARD_EDIT, OutgoingMessage(""),
+                    dedup_key=f"bo:edit:{cid}:{type(event).__name__}:{_stamp(event.at)}",
+                    now=event.at))
 
     async def _row(self, uow: UnitOfWork, complaint: Complaint,
                    event: DomainEvent) -> OutboxMessage | None:

@@ -303,6 +303,64 @@ async def test_a_closed_topic_is_reopened_and_the_message_delivered(office: Offi
     assert len(office.tg.calls_of("createForumTopic")) == 1
 
 
+# --- the card follows the complaint ---------------------------------------------------------
+
+async def change(office: Office, cid: int, *statuses: str) -> None:
+    """Status changes made elsewhere (the portal), in one commit."""
+    from domain.complaint import Status
+    from domain.services import change_status
+
+    async with office.database.uow() as uow:
+        for status in statuses:
+            await change_status(uow, cid, Status(status), actor="portal:admin", now=now())
+        await uow.commit()
+
+
+def backoffice_rows(office: Office) -> list[str]:
+    return [r["status"] for r in rows(office.db_path,
+                                      "SELECT status FROM outbox WHERE channel = 'backoffice'")]
+
+
+async def test_the_card_is_edited_when_the_status_or_sector_changes(office: Office) -> None:
+    tg = office.tg
+    number = await office.file("vk", "8008")
+    card = await office.card(number)
+    cid = int(card.buttons[0][0]["callback_data"].split(":")[1])
+    assert "Статус: Зарегистрировано" in (card.text or "")
+    await office.press(OPERATOR, card, f"bo:{cid}:take")
+    office.wake()
+    await tg.wait_for(lambda: "Статус: В работе" in (card.text or ""), 8)  # edited in place
+    assert card.edits and card.buttons  # the buttons stay
+    await office.topic_says(card.thread_id, "Статус: Зарегистрировано → В работе")
+    await office.press(OPERATOR, card, f"bo:{cid}:c:waste:illegal_dump", forge=True)
+    office.wake()
+    await tg.wait_for(lambda: "ТКО" in (card.text or ""), 8)
+    # two changes at once: the first edit shows the last state, the second has nothing
+    # to change ("message is not modified") and is done all the same
+    await change(office, cid, "answered", "closed")
+    office.wake()
+    await tg.wait_for(lambda: "Статус: Закрыто" in (card.text or ""), 8)
+    await tg.wait_for(lambda: set(backoffice_rows(office)) == {"sent"}, 8)
+    assert any(c.status == 400 for c in tg.calls_of("editMessageText"))
+    assert [m.message_id for m in tg.sent_to(GROUP) if m.buttons and "Обращение №" in (
+        m.text or "")] == [card.message_id]  # still the one card
+
+
+async def test_a_deleted_card_is_posted_again(office: Office) -> None:
+    tg = office.tg
+    number = await office.file("vk", "9009")
+    card = await office.card(number)
+    cid = int(card.buttons[0][0]["callback_data"].split(":")[1])
+    card.deleted = True  # someone deleted the card in the topic
+    await change(office, cid, "in_progress")
+    fresh = await office.card(number)
+    assert fresh.message_id != card.message_id and fresh.thread_id == card.thread_id
+    assert "Статус: В работе" in (fresh.text or "")
+    await change(office, cid, "answered")
+    office.wake()
+    await tg.wait_for(lambda: "Статус: Дан ответ" in (fresh.text or ""), 8)  # edited
+
+
 # --- other channels ---------------------------------------------------------------------------
 
 async def test_vk_and_web_citizens_get_the_operators_messages(office: Office) -> None:
