@@ -111,7 +111,9 @@ async def test_events_become_backoffice_rows_with_the_complaint_id() -> None:
         await reclassify(uow, cat, cid, "transport", transport.slug, actor="Ислам",
                          now=T0 + timedelta(hours=3))
         await uow.commit()
-    rows = _rows(store, "backoffice")
+    edits = [r for r in _rows(store, "backoffice") if r.payload["op"] == "edit"]
+    assert [r.chat_id for r in edits] == [f"{cid}:edit"] * 2  # the card follows each change
+    rows = [r for r in _rows(store, "backoffice") if r.payload["op"] != "edit"]
     texts = [message_of(r.payload).text for r in rows]
     assert texts[1] == "✉️ Гражданин дополнил обращение:\nСтало хуже\n📎 Фото: 1"
     # only the photo of this addition is forwarded, by its Telegram file id
