@@ -18,8 +18,8 @@ its category head has not seen the region's texts.
 from __future__ import annotations
 
 import math
+import re
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +36,8 @@ CHAR_NGRAMS = (3, 6)
 #: when a region trains on thousands of long appeals.
 MAX_WORDS = 50_000
 MAX_CHARS = 100_000
+#: How many distinct lemmas keep their character n-grams in the fast path's cache.
+_GRAM_CACHE = 200_000
 
 
 def build_features() -> Any:
@@ -145,38 +147,75 @@ class EmbeddedClassifier:
 
 class _Fast:
     """The fitted model's arithmetic in plain numpy: the same numbers as :meth:`Model.predict`
-    (a test checks it) in a tenth of the time for a single text."""
+    (a test checks it) in a tenth of the time for a single text.
+
+    ``char_wb`` n-grams never cross a space, so the character features of a text are the
+    concatenation of those of its words: they are computed once per distinct lemma and kept
+    (as vocabulary indices) in a bounded cache, which makes a long appeal cost little more
+    than a dictionary look-up per word.
+    """
 
     def __init__(self, model: Model) -> None:
-        self.parts = []
-        offset = 0
-        for _, vec in model.features.transformer_list:
-            self.parts.append((vec.build_analyzer(), vec.vocabulary_, vec.idf_, offset))
-            offset += len(vec.vocabulary_)
+        (_, words), (_, chars) = model.features.transformer_list
+        self.words_vocabulary: dict[str, int] = words.vocabulary_
+        self.words_idf = np.asarray(words.idf_)
+        self.token = re.compile(words.token_pattern)
+        self.bigrams = WORD_NGRAMS == (1, 2) and tuple(words.ngram_range) == (1, 2)
+        self.words_analyzer = words.build_analyzer()
+        self.chars_analyzer = chars.build_analyzer()
+        self.chars_vocabulary: dict[str, int] = chars.vocabulary_
+        self.chars_idf = np.asarray(chars.idf_)
+        self.chars_offset = len(self.words_vocabulary)
+        self.grams: dict[str, tuple[int, ...]] = {}
         self.sector = _Head(model.sector_head)
         self.category = _Head(model.category_head)
         self.sectors = [str(s) for s in model.sector_head.classes_]
         column = {s: i for i, s in enumerate(self.sectors)}
         self.intents = [str(c).split(".", 1) for c in model.category_head.classes_]
         self.owner = np.array([column.get(s, -1) for s, _ in self.intents])
+        self.known = self.owner >= 0
         self.blend = model.blend
 
+    def _word_indices(self, prepared: str) -> list[int]:
+        vocabulary = self.words_vocabulary
+        if not self.bigrams:
+            return [vocabulary[t] for t in self.words_analyzer(prepared) if t in vocabulary]
+        tokens = self.token.findall(prepared)
+        found = [vocabulary[t] for t in tokens if t in vocabulary]
+        pairs = (f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False))
+        found += [vocabulary[p] for p in pairs if p in vocabulary]
+        return found
+
+    def _char_indices(self, prepared: str) -> list[int]:
+        found: list[int] = []
+        grams, vocabulary = self.grams, self.chars_vocabulary
+        for word in prepared.split():
+            indices = grams.get(word)
+            if indices is None:
+                indices = tuple(vocabulary[g] for g in self.chars_analyzer(word)
+                                if g in vocabulary)
+                if len(grams) < _GRAM_CACHE:
+                    grams[word] = indices
+            found += indices
+        return found
+
+    @staticmethod
+    def _tfidf(indices: list[int], idf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not indices:
+            return np.empty(0, dtype=np.intp), np.empty(0)
+        unique, counts = np.unique(np.array(indices, dtype=np.intp), return_counts=True)
+        values = (1.0 + np.log(counts)) * idf[unique]
+        return unique, values / (np.sqrt(values @ values) or 1.0)
+
     def vector(self, prepared: str) -> tuple[np.ndarray, np.ndarray]:
-        indices: list[int] = []
-        values: list[float] = []
-        for analyzer, vocabulary, idf, offset in self.parts:
-            counts = Counter(t for t in analyzer(prepared) if t in vocabulary)
-            part = [(vocabulary[t], (1.0 + math.log(n)) * idf[vocabulary[t]])
-                    for t, n in counts.items()]
-            norm = math.sqrt(sum(v * v for _, v in part)) or 1.0
-            indices += [offset + i for i, _ in part]
-            values += [v / norm for _, v in part]
-        return np.array(indices, dtype=np.intp), np.array(values)
+        wi, wv = self._tfidf(self._word_indices(prepared), self.words_idf)
+        ci, cv = self._tfidf(self._char_indices(prepared), self.chars_idf)
+        return np.concatenate([wi, ci + self.chars_offset]), np.concatenate([wv, cv])
 
     def rank(self, prepared: str) -> list[tuple[str, str, float]]:
         idx, val = self.vector(prepared)
         ps, pc = self.sector.proba(idx, val), self.category.proba(idx, val)
-        known = self.owner >= 0
+        known = self.known
         ps = _blend(ps, pc, self.owner, known, self.blend)
         mass = np.zeros(len(self.sectors))
         np.add.at(mass, self.owner[known], pc[known])
