@@ -44,11 +44,14 @@ def _start_telegram(system: System, tasks: Tasks, stop: asyncio.Event, app: web.
     settings = system.settings
     dispatcher = build_dispatcher(system.engine)
     if settings.telegram_backoffice_chat_id:
+        from bots.backoffice.photos import PhotoRelay
         from bots.backoffice.router import build_backoffice_router
 
         dispatcher.include_router(build_backoffice_router(
             system.database, system.catalogue, system.clock,
-            settings.telegram_backoffice_chat_id, settings.operator_roles()))
+            settings.telegram_backoffice_chat_id, settings.operator_roles(),
+            PhotoRelay(uploads_dir=settings.uploads_dir, vk_token=settings.vk_token,
+                       vk_api_url=settings.vk_api_url or None)))
     if settings.telegram_webhook_url:
         from bots.telegram.webhook import setup_telegram_webhook_mode
 

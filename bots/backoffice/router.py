@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from aiogram import Bot, F, Router
@@ -21,9 +22,16 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, Message, User
 
 from bots.telegram.render import escape, inline_keyboard
-from dialogue.messages import Button
+from dialogue.messages import Address, Button, Channel
 from domain.catalogue import Catalogue
-from domain.complaint import TRANSITIONS, Complaint, IllegalTransition, Status
+from domain.complaint import (
+    TRANSITIONS,
+    Complaint,
+    EventKind,
+    HistoryEntry,
+    IllegalTransition,
+    Status,
+)
 from domain.ports import Conversation
 from domain.services import (
     NotFound,
@@ -34,13 +42,18 @@ from domain.services import (
 )
 from domain.storage.topics import SqlTopicStore
 from domain.storage.uow import Database, SqlUnitOfWork
+from notifications.handlers import OPERATOR_MESSAGE
+from notifications.outbox import Kind, Priority, new_message
+from notifications.texts import notice
 
 from .card import Action, data, parse
 from .operators import may_change
+from .photos import PhotoRelay, RelayFailed
 from .texts import _, help_text, refused, status_name
 
 log = logging.getLogger(__name__)
 STORE_CHANNEL = "backoffice"
+PHOTO_MARK = "📷"  # an operator's photo without a caption, in the history and the notice
 SEEN, SEEN_KEPT = "seen", 20  # operator message ids recently taken, per operator and topic
 ANSWERABLE = frozenset({Status.NEW, Status.REOPENED, Status.IN_PROGRESS})
 
@@ -60,7 +73,8 @@ def _command(text: str) -> str:
 class Backoffice:
     def __init__(self, database: Database, catalogue: Catalogue,
                  clock: Callable[[], datetime], chat_id: int,
-                 operators: dict[int, str]) -> None:
+                 operators: dict[int, str], photos: PhotoRelay | None = None) -> None:
+        self.photos = photos or PhotoRelay()
         self.database = database
         self.catalogue = catalogue
         self.clock = clock
@@ -69,6 +83,7 @@ class Backoffice:
         self.router = Router(name="tsur-backoffice")
         self.router.message.register(self.on_message, F.chat.id == chat_id)
         self.router.callback_query.register(self.on_callback, F.message.chat.id == chat_id)
+        self.router.shutdown.register(self.photos.close)
 
     # --- messages ----------------------------------------------------------------------------
     async def on_message(self, message: Message, bot: Bot) -> None:
@@ -85,6 +100,11 @@ class Backoffice:
             return
         if role is None:
             await self._say(bot, thread, refused())
+            return
+        if message.photo:
+            reply = await self._operator_photo(bot, user, thread or 0, complaint_id, message)
+            if reply:
+                await self._say(bot, thread, reply)
             return
         if text.startswith("/"):
             await self._say(bot, thread, help_text())
@@ -141,6 +161,64 @@ class Backoffice:
             await uow.conversations.save(pending)
             await uow.commit()
         return reply
+
+    async def _operator_photo(self, bot: Bot, user: User, thread: int, complaint_id: int,
+                              message: Message) -> str:
+        """Relay an operator's photo (and its caption) to the citizen and record both in
+        the complaint's history. The photo is made ready for the citizen's channel first
+        (:mod:`bots.backoffice.photos`), outside any transaction."""
+        assert message.photo
+        file_id = max(message.photo, key=lambda size: size.width * size.height).file_id
+        caption = (message.caption or "").strip()
+        async with self.database.uow() as uow:
+            if message.message_id in await self._seen(uow, user.id, thread):
+                return ""
+            complaint = await uow.complaints.get(complaint_id)
+            citizen = await uow.citizens.get(complaint.citizen_id) if complaint else None
+        if complaint is None or citizen is None:
+            return _("Complaint not found.")
+        identity = citizen.identity_on(complaint.channel)
+        to = (Address(Channel(complaint.channel), identity.chat_id)
+              if identity is not None and citizen.reachable else None)
+        attachment = None
+        if to is not None:
+            try:
+                attachment = await self.photos.attachment(bot, file_id, to)
+            except RelayFailed as exc:
+                log.warning("backoffice: photo for complaint %s not relayed: %s",
+                            complaint.number, exc)
+                return _("⚠️ The photo could not be sent to the citizen; please try again.")
+        now, actor = self.clock(), _actor(user)
+        async with self.database.uow() as uow:
+            pending = await self._pending(uow, user.id, thread)
+            seen = list((pending.data or {}).get(SEEN, ()))
+            complaint = await uow.complaints.get(complaint_id)
+            if message.message_id in seen or complaint is None:
+                return ""
+            shown = caption or PHOTO_MARK
+            complaint.add_operator_message(shown, actor=actor, at=now)
+            complaint.history.append(HistoryEntry(EventKind.ATTACHMENT, now, actor, "",
+                                                  {"ref": f"telegram:{file_id}"}))
+            await uow.complaints.save(complaint)
+            if to is not None and attachment is not None:
+                msg = notice(citizen.language, OPERATOR_MESSAGE, number=complaint.number,
+                             text=shown)
+                await uow.outbox.add(new_message(
+                    Kind.ANSWER, to, replace(msg, attachments=(attachment,)),
+                    dedup_key=f"operator-photo:{complaint_id}:{message.message_id}", now=now,
+                    priority=Priority.STATUS, citizen_id=citizen.id,
+                    complaint_id=complaint_id))
+            pending.data = {**(pending.data or {}),
+                            SEEN: [*seen[1 - SEEN_KEPT:], message.message_id]}
+            await uow.conversations.save(pending)
+            await uow.commit()
+        if to is None:
+            return _("⚠️ The citizen has blocked the bot: this message was not delivered.")
+        return ""
+
+    async def _seen(self, uow: SqlUnitOfWork, user_id: int, thread: int) -> list[int]:
+        pending = await self._pending(uow, user_id, thread)
+        return list((pending.data or {}).get(SEEN, ()))
 
     async def _original(self, uow: SqlUnitOfWork, complaint_id: int, text: str) -> Complaint:
         number = text.strip().lstrip("№#").strip()
@@ -339,6 +417,9 @@ class Backoffice:
 
 def build_backoffice_router(database: Database, catalogue: Catalogue,
                             clock: Callable[[], datetime], chat_id: int,
-                            operators: dict[int, str]) -> Router:
-    """The back-office router, for ``dispatcher.include_router`` next to the citizens'."""
-    return Backoffice(database, catalogue, clock, chat_id, operators).router
+                            operators: dict[int, str], photos: PhotoRelay | None = None
+                            ) -> Router:
+    """The back-office router, for ``dispatcher.include_router`` next to the citizens'.
+    ``photos`` relays operators' photos to VK and web citizens too (by default only to
+    Telegram ones)."""
+    return Backoffice(database, catalogue, clock, chat_id, operators, photos).router

@@ -29,6 +29,7 @@ from tests.fakes.dialogue import catalogue
 from tests.fakes.messenger import FakeMessenger
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.telegram_state import SentMessage
+from tests.fakes.vk import FakeVK
 
 GROUP = -1001234567890
 OPERATOR = 7007001
@@ -69,6 +70,8 @@ class Office:
     db_path: Path
     vk: FakeMessenger
     web: FakeMessenger
+    vk_api: FakeVK  # where operators' photos are uploaded for VK citizens
+    uploads: Path  # the web chat's uploads, where they are stored for web citizens
     workers: list[DeliveryWorker] = field(default_factory=list)
 
     def wake(self) -> None:
@@ -127,6 +130,7 @@ class Office:
 async def office(tmp_path: Path) -> AsyncIterator[Office]:
     from bots.backoffice import BackofficeNotifier
     from bots.backoffice.messenger import BackofficeDeliveryWorker, BackofficeMessenger
+    from bots.backoffice.photos import PhotoRelay
     from bots.backoffice.router import build_backoffice_router
     from bots.telegram import build_dispatcher, make_bot, serve_telegram
 
@@ -138,19 +142,23 @@ async def office(tmp_path: Path) -> AsyncIterator[Office]:
         StatusNotifier(cat), BackofficeNotifier(cat)))
     engine = Engine(database.uow, cat, WorkingCalendar(), KeywordClassifier(cat), now)
     operators = {OPERATOR: "operator", SUPERVISOR: "supervisor"}
-    async with FakeTelegram() as tg:
+    async with FakeTelegram() as tg, FakeVK(group_id=218000099) as vk_api:
         tg.add_user(USER, "Патимат", language_code="ru")
         tg.add_group(GROUP, forum=True)
         for user, name in ((OPERATOR, "Ислам"), (SUPERVISOR, "Марьям"), (STRANGER, "Гость")):
             tg.add_user(user, name)
         dp = build_dispatcher(engine)
-        dp.include_router(build_backoffice_router(database, cat, now, GROUP, operators))
+        uploads = tmp_path / "uploads"
+        photos = PhotoRelay(uploads_dir=uploads, vk_token=vk_api.token,
+                            vk_api_url=vk_api.api_url)
+        dp.include_router(build_backoffice_router(database, cat, now, GROUP, operators,
+                                                  photos))
         stop = asyncio.Event()
         polling = asyncio.create_task(serve_telegram(
             engine, token=tg.token, api_url=tg.base_url, stop=stop, dispatcher=dp))
         bot = make_bot(tg.token, tg.base_url)
         vk, web = FakeMessenger(), FakeMessenger()
-        office = Office(tg, database, db_path, vk, web)
+        office = Office(tg, database, db_path, vk, web, vk_api, uploads)
         office.workers = [
             BackofficeDeliveryWorker(database.uow,
                                      BackofficeMessenger(bot, database, cat, GROUP, clock=now),
@@ -395,6 +403,46 @@ async def test_an_operator_message_handed_out_again_is_relayed_once(office: Offi
     assert office.history(number, "operator_message") == ["Бригада выехала",
                                                           "Будут через час"]
     assert len(office.vk.texts("6006")) == 2
+
+
+async def test_an_operators_photo_reaches_citizens_in_every_channel(office: Office) -> None:
+    """Telegram by file id, VK through VK's photo upload, the web chat from its uploads;
+    the caption comes with it, and the history records both."""
+    from tests.fakes.images import png_bytes
+
+    tg = office.tg
+    me, tg_number = await file_in_telegram(tg)
+    vk_number = await office.file("vk", "3113")
+    web_number = await office.file("web", "web-photo-1")
+    image = png_bytes()
+    file_ids = {}
+    for number in (tg_number, vk_number, web_number):
+        card = await office.card(number)
+        update = tg.send_photo(OPERATOR, image, caption="Так выглядит ремонт", chat_id=GROUP,
+                               thread_id=card.thread_id)
+        file_ids[number] = update["message"]["photo"][-1]["file_id"]
+    office.wake()
+    relayed = await tg.wait_for(lambda: [m for m in tg.sent_to(USER) if m.photo], 8)
+    assert relayed[-1].photo == [file_ids[tg_number]]  # by reference, not uploaded again
+    await tg.wait_for_message(USER, "Так выглядит ремонт", timeout=8)
+    await tg.wait_for(lambda: office.vk.sent and office.web.sent, 8)
+    [(_, to_vk)] = office.vk.sent
+    [(_, to_web)] = office.web.sent
+    assert "Так выглядит ремонт" in to_vk.text and "Так выглядит ремонт" in to_web.text
+    [vk_photo] = to_vk.attachments
+    assert vk_photo.ref.startswith("vk:photo")
+    assert [p.data for p in office.vk_api.world.photos.values()] == [image]
+    assert office.vk_api.calls_of("photos.saveMessagesPhoto")
+    [web_photo] = to_web.attachments
+    assert web_photo.ref.startswith("web:")
+    assert (office.uploads / web_photo.ref[4:]).read_bytes() == image
+    for number in (tg_number, vk_number, web_number):
+        assert office.history(number, "operator_message") == ["Так выглядит ремонт"]
+        assert office.history(number, "attachment")[-1:] == [""]
+    refs = rows(office.db_path, "SELECT data FROM complaint_history WHERE kind = 'attachment'"
+                " AND actor LIKE '%tg:7007001%'")
+    assert sorted(r["data"] for r in refs) == sorted(
+        f'{{"ref": "telegram:{f}"}}' for f in file_ids.values())
 
 
 # --- reject, duplicate, unreachable, help --------------------------------------------------------
