@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime
 
 from aiogram import Bot, F, Router
@@ -22,16 +21,9 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, Message, User
 
 from bots.telegram.render import escape, inline_keyboard
-from dialogue.messages import Address, Button, Channel
+from dialogue.messages import Button
 from domain.catalogue import Catalogue
-from domain.complaint import (
-    TRANSITIONS,
-    Complaint,
-    EventKind,
-    HistoryEntry,
-    IllegalTransition,
-    Status,
-)
+from domain.complaint import TRANSITIONS, Complaint, IllegalTransition, Status
 from domain.ports import Conversation
 from domain.services import (
     NotFound,
@@ -42,19 +34,15 @@ from domain.services import (
 )
 from domain.storage.topics import SqlTopicStore
 from domain.storage.uow import Database, SqlUnitOfWork
-from notifications.handlers import OPERATOR_MESSAGE
-from notifications.outbox import Kind, Priority, new_message
-from notifications.texts import notice
 
 from .card import Action, data, parse
+from .operator_photo import SEEN, SEEN_KEPT, relay_photo
 from .operators import may_change
-from .photos import PhotoRelay, RelayFailed
+from .photos import PhotoRelay
 from .texts import _, help_text, refused, status_name
 
 log = logging.getLogger(__name__)
 STORE_CHANNEL = "backoffice"
-PHOTO_MARK = "📷"  # an operator's photo without a caption, in the history and the notice
-SEEN, SEEN_KEPT = "seen", 20  # operator message ids recently taken, per operator and topic
 ANSWERABLE = frozenset({Status.NEW, Status.REOPENED, Status.IN_PROGRESS})
 
 
@@ -102,7 +90,10 @@ class Backoffice:
             await self._say(bot, thread, refused())
             return
         if message.photo:
-            reply = await self._operator_photo(bot, user, thread or 0, complaint_id, message)
+            reply = await relay_photo(self.database, self.photos, bot, message,
+                                      complaint_id=complaint_id,
+                                      key=(STORE_CHANNEL, f"{user.id}:{thread or 0}"),
+                                      actor=_actor(user), now=self.clock())
             if reply:
                 await self._say(bot, thread, reply)
             return
@@ -161,64 +152,6 @@ class Backoffice:
             await uow.conversations.save(pending)
             await uow.commit()
         return reply
-
-    async def _operator_photo(self, bot: Bot, user: User, thread: int, complaint_id: int,
-                              message: Message) -> str:
-        """Relay an operator's photo (and its caption) to the citizen and record both in
-        the complaint's history. The photo is made ready for the citizen's channel first
-        (:mod:`bots.backoffice.photos`), outside any transaction."""
-        assert message.photo
-        file_id = max(message.photo, key=lambda size: size.width * size.height).file_id
-        caption = (message.caption or "").strip()
-        async with self.database.uow() as uow:
-            if message.message_id in await self._seen(uow, user.id, thread):
-                return ""
-            complaint = await uow.complaints.get(complaint_id)
-            citizen = await uow.citizens.get(complaint.citizen_id) if complaint else None
-        if complaint is None or citizen is None:
-            return _("Complaint not found.")
-        identity = citizen.identity_on(complaint.channel)
-        to = (Address(Channel(complaint.channel), identity.chat_id)
-              if identity is not None and citizen.reachable else None)
-        attachment = None
-        if to is not None:
-            try:
-                attachment = await self.photos.attachment(bot, file_id, to)
-            except RelayFailed as exc:
-                log.warning("backoffice: photo for complaint %s not relayed: %s",
-                            complaint.number, exc)
-                return _("⚠️ The photo could not be sent to the citizen; please try again.")
-        now, actor = self.clock(), _actor(user)
-        async with self.database.uow() as uow:
-            pending = await self._pending(uow, user.id, thread)
-            seen = list((pending.data or {}).get(SEEN, ()))
-            complaint = await uow.complaints.get(complaint_id)
-            if message.message_id in seen or complaint is None:
-                return ""
-            shown = caption or PHOTO_MARK
-            complaint.add_operator_message(shown, actor=actor, at=now)
-            complaint.history.append(HistoryEntry(EventKind.ATTACHMENT, now, actor, "",
-                                                  {"ref": f"telegram:{file_id}"}))
-            await uow.complaints.save(complaint)
-            if to is not None and attachment is not None:
-                msg = notice(citizen.language, OPERATOR_MESSAGE, number=complaint.number,
-                             text=shown)
-                await uow.outbox.add(new_message(
-                    Kind.ANSWER, to, replace(msg, attachments=(attachment,)),
-                    dedup_key=f"operator-photo:{complaint_id}:{message.message_id}", now=now,
-                    priority=Priority.STATUS, citizen_id=citizen.id,
-                    complaint_id=complaint_id))
-            pending.data = {**(pending.data or {}),
-                            SEEN: [*seen[1 - SEEN_KEPT:], message.message_id]}
-            await uow.conversations.save(pending)
-            await uow.commit()
-        if to is None:
-            return _("⚠️ The citizen has blocked the bot: this message was not delivered.")
-        return ""
-
-    async def _seen(self, uow: SqlUnitOfWork, user_id: int, thread: int) -> list[int]:
-        pending = await self._pending(uow, user_id, thread)
-        return list((pending.data or {}).get(SEEN, ()))
 
     async def _original(self, uow: SqlUnitOfWork, complaint_id: int, text: str) -> Complaint:
         number = text.strip().lstrip("№#").strip()

@@ -425,7 +425,7 @@ async def test_an_operators_photo_reaches_citizens_in_every_channel(office: Offi
     relayed = await tg.wait_for(lambda: [m for m in tg.sent_to(USER) if m.photo], 8)
     assert relayed[-1].photo == [file_ids[tg_number]]  # by reference, not uploaded again
     await tg.wait_for_message(USER, "Так выглядит ремонт", timeout=8)
-    await tg.wait_for(lambda: office.vk.sent and office.web.sent, 8)
+    await tg.wait_for(lambda: office.vk.sent and office.web.sent, 30)  # imports vkbottle
     [(_, to_vk)] = office.vk.sent
     [(_, to_web)] = office.web.sent
     assert "Так выглядит ремонт" in to_vk.text and "Так выглядит ремонт" in to_web.text
