@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import random
@@ -244,14 +245,13 @@ class DeliveryWorker:
             task = asyncio.create_task(self._send_unit(unit, token, previous, slot))
             self._last[first.chat_id] = task
             self._tasks.add(task)
-            task.add_done_callback(self._forget)
+            task.add_done_callback(functools.partial(self._forget, first.chat_id))
             await asyncio.sleep(0)  # let it start: an instant failure is seen by the next
 
-    def _forget(self, task: asyncio.Task[None]) -> None:
+    def _forget(self, chat_id: str, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        for chat, last in list(self._last.items()):
-            if last is task:
-                del self._last[chat]
+        if self._last.get(chat_id) is task:
+            del self._last[chat_id]
 
     def _skip(self, message: OutboxMessage, token: str) -> bool:
         """Record the outcome of a message that must not be sent now; ``True`` if so."""
