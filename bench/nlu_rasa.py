@@ -1,16 +1,17 @@
 """Rasa DIET measured the same ways as the embedded classifier (bench/nlu.py).
 
-    python bench/nlu_rasa.py shipped [--data CSV] [--epochs N]
+    python bench/nlu_rasa.py shipped [--data CSV] [--epochs N] [--model FILE.tar.gz]
     python bench/nlu_rasa.py cv [--data CSV] [--folds 5] [--only 0,1] [--epochs N] [--max-words N]
 
-``shipped``: a DIET model (rasa/config.yml) trained on the shipped nlu.yml alone, scored on
-every row of the CSV. ``cv``: the same stratified folds as bench/nlu.py (same seed); for each
-selected fold a DIET model trained on the shipped examples plus the fold's training rows
-(intent ``<sector>.region``), scored on the held-out rows, next to our pipeline and the
-balanced TF-IDF + LR baseline on the very same fold. The prediction is the sector of Rasa's
-top intent. Each model is served by ``tools/rasa.sh serve`` on a free 127.0.0.1 port and
-stopped afterwards. Everything trained here lives in a temporary directory and is deleted:
-the CSV is for measurement only.
+``shipped``: a DIET model (rasa/config.yml) trained on the shipped nlu.yml alone, scored
+on every row of the CSV (``--model``: score an already trained model instead, e.g. the one
+``make rasa`` keeps in var/rasa/models). ``cv``: the same stratified folds as bench/nlu.py
+(same seed); for each selected fold a DIET model trained on the shipped examples plus the
+fold's training rows (intent ``<sector>.region``), scored on the held-out rows, next to our
+pipeline and the balanced TF-IDF + LR baseline on the very same fold. The prediction is the
+sector of Rasa's top intent. Each model is served by ``tools/rasa.sh serve`` on a free
+127.0.0.1 port and stopped afterwards. Everything trained here lives in a temporary
+directory and is deleted: the CSV is for measurement only.
 
 One DIET training on a couple of thousand appeals takes a long time on 2 cores, so ``cv``
 can run fewer epochs (``--epochs``), cut training texts shorter (``--max-words``) and run
@@ -158,21 +159,27 @@ def main() -> None:
                         help="DIET epochs (default: rasa/config.yml's)")
     parser.add_argument("--max-words", type=int, default=256,
                         help="training texts cut to this many words")
+    parser.add_argument("--model", type=Path, help="shipped: score this model, train none")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     rows = load_csv(args.data)
     texts, truth = [t for t, _, _ in rows], [s for _, s, _ in rows]
-    epochs = args.epochs or "config"
+    epochs: int | str = args.epochs or "config"
     work = Path(tempfile.mkdtemp(prefix="tsur-rasa-bench-"))
     try:
         if args.mode == "shipped":
-            model, seconds = train(work, "shipped", [], args.epochs, args.max_words)
+            if args.model:
+                model, seconds, epochs = args.model.resolve(), 0.0, f"of {args.model.name}"
+            else:
+                model, seconds = train(work, "shipped", [], args.epochs, args.max_words)
             predicted, latency = score(model, texts)
             m = compute(truth, predicted)
             if args.verbose:
                 print(format_report(m))
-            print(f"Rasa DIET, shipped nlu.yml ({len(load_nlu_yaml())} examples, epochs={epochs}):"
-                  f" macro_f1={m.macro_f1:.3f} accuracy={m.accuracy:.3f} n={m.n}")
+            what = (f"model {args.model}" if args.model
+                    else f"shipped nlu.yml ({len(load_nlu_yaml())} examples)")
+            print(f"Rasa DIET, {what}, epochs={epochs}: macro_f1={m.macro_f1:.3f} "
+                  f"accuracy={m.accuracy:.3f} n={m.n}")
             print(f"training {seconds:.0f} s; classification {_latency(latency)}")
             return
         from sklearn.model_selection import StratifiedKFold
