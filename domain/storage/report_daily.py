@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Integer, and_, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.storage.orm import ComplaintRow
@@ -55,6 +55,17 @@ from domain.storage.reports import (
 OCTAVE = 16  # histogram buckets per doubling of (1 + minutes)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EPOCH_DATE = date(1970, 1, 1)
+
+
+def local_day(column: Any, dialect: str, offset: timedelta) -> Any:
+    """The local day number of a timestamp column, in SQL, exactly (no float rounding at
+    midnight: SQLite's text is cut to whole seconds, PostgreSQL's epoch is numeric)."""
+    minutes = int(offset.total_seconds() // 60)
+    if dialect == "postgresql":
+        return cast(func.floor((func.extract("epoch", column) + minutes * 60) / 86400),
+                    Integer)
+    return cast(func.julianday(func.substr(column, 1, 19), f"{minutes:+d} minutes")
+                - 2440587.5, Integer)
 
 
 def bucket(hours: float) -> int:
@@ -190,17 +201,19 @@ async def _add_pending(session: AsyncSession, groups: dict[Key, Agg], now: datet
                       offset: timedelta, first: int, last: int) -> None:
     """Complaints filed on days ``first`` ≤ day < ``last`` still within an unmet deadline
     at ``now``: ``(first answer, resolution)`` per group. Only the deadline indexes are
-    usable (no filing-time condition), and only recent complaints have such a deadline."""
+    usable, and only recent complaints have such a deadline."""
     c = ComplaintRow
-    start, end = day_start(first, offset), day_start(last, offset)
+    day = local_day(c.created_at, session.get_bind().dialect.name, offset)
     for name, done, due in (("pending_first", c.first_answered_at, c.first_answer_due),
                             ("pending_resolution", c.resolved_at, c.resolution_due)):
-        query = (select(c.created_at, c.agency, c.municipality)
-                 .where(done.is_(None), due >= now))
-        for created, agency, municipality in await session.execute(query):
-            if start <= created < end:
+        # no condition on the filing day: the planners would leave the deadline index
+        query = (select(day, c.agency, c.municipality, func.count())
+                 .where(done.is_(None), due >= now)
+                 .group_by(day, c.agency, c.municipality))
+        for d, agency, municipality, n in await session.execute(query):
+            if first <= d < last:
                 agg = groups[(agency, municipality)]
-                setattr(agg, name, getattr(agg, name) + 1)
+                setattr(agg, name, getattr(agg, name) + int(n))
 
 
 def _months(first: int, last: int) -> tuple[list[int], list[tuple[int, int]]]:

@@ -97,6 +97,16 @@ SURVEY_RATING_INDEX = Index("ix_surveys_rating_wait", SurveyRow.__table__.c.id,
                             sqlite_where=text(RATING_WAIT), postgresql_where=text(RATING_WAIT))
 #: Survey answers found by time since the last refresh.
 SURVEY_ANSWERED_INDEX = Index("ix_surveys_answered_at", SurveyRow.__table__.c.answered_at)
-#: Complaints still within their first-answer deadline, counted at report time.
-FIRST_ANSWER_DUE_INDEX = Index("ix_complaints_first_answer_due",
-                               ComplaintRow.__table__.c.first_answer_due)
+#: Complaints still within a deadline they have not met, counted at report time: covering
+#: partial indexes (only the unanswered, only the unresolved), so the count reads no table.
+FIRST_ANSWER_PENDING = "first_answered_at IS NULL"
+RESOLUTION_PENDING = "resolved_at IS NULL"
+_c = ComplaintRow.__table__.c
+PENDING_INDEXES = (
+    Index("ix_complaints_first_answer_pending", _c.first_answer_due, _c.created_at, _c.agency,
+          _c.municipality, sqlite_where=text(FIRST_ANSWER_PENDING),
+          postgresql_where=text(FIRST_ANSWER_PENDING)),
+    Index("ix_complaints_resolution_pending", _c.resolution_due, _c.created_at, _c.agency,
+          _c.municipality, sqlite_where=text(RESOLUTION_PENDING),
+          postgresql_where=text(RESOLUTION_PENDING)),
+)

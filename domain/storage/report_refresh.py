@@ -30,9 +30,22 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Integer, and_, case, cast, delete, func, insert, literal, or_, select
+from sqlalchemy import (
+    Integer,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -43,6 +56,7 @@ from domain.storage.report_daily import (
     day_start,
     dense_counter,
     hist_text,
+    local_day,
     month_of,
     next_month,
 )
@@ -70,15 +84,9 @@ class Refreshed:
     full: bool  # rebuilt from scratch
 
 
-def local_day(column: Any, dialect: str, offset: timedelta) -> Any:
-    """The local day number of a timestamp column, in SQL, exactly (no float rounding at
-    midnight: SQLite's text is cut to whole seconds, PostgreSQL's epoch is numeric)."""
-    minutes = int(offset.total_seconds() // 60)
-    if dialect == "postgresql":
-        return cast(func.floor((func.extract("epoch", column) + minutes * 60) / 86400),
-                    Integer)
-    return cast(func.julianday(func.substr(column, 1, 19), f"{minutes:+d} minutes")
-                - 2440587.5, Integer)
+def _table(model: Any) -> Table:
+    """A mapped class's table, for Core statements (executemany without the ORM)."""
+    return cast(Table, model.__table__)
 
 
 def _ranges(days: Iterable[int]) -> list[tuple[int, int]]:
@@ -105,18 +113,14 @@ def _tick(hist: dict[int, int], hours_: Any) -> None:
         hist[b] = hist.get(b, 0) + 1
 
 
-async def _write_days(session: AsyncSession, dialect: str, offset: timedelta,
-                      where: list[Any]) -> dict[HistKey, Pair]:
-    """Insert the ``report_daily`` rows of the complaints ``where`` selects (summed in SQL)
-    and return their histograms per day and dimension."""
+async def _write_counts(session: AsyncSession, dialect: str, offset: timedelta,
+                        where: list[Any]) -> None:
+    """Insert the ``report_daily`` rows of the complaints ``where`` selects (summed in
+    SQL; the survey answers in a second pass, by key)."""
     c, s = ComplaintRow, SurveyRow
     day = local_day(c.created_at, dialect, offset)
     municipality = func.coalesce(c.municipality, "")
     answered, resolved = c.first_answered_at.is_not(None), c.resolved_at.is_not(None)
-
-    def survey(value: Any) -> Any:  # per complaint, over its answered surveys
-        return func.sum(select(value).where(s.complaint_id == c.id, s.answered_at.is_not(None))
-                        .scalar_subquery())
 
     sums = [func.count(),
             func.sum(_count(and_(answered, c.first_answered_at <= c.first_answer_due))),
@@ -124,19 +128,44 @@ async def _write_days(session: AsyncSession, dialect: str, offset: timedelta,
             func.sum(_count(c.status.in_(("closed", "rejected")))),
             func.sum(_count(and_(c.status == "closed", answered))),
             func.sum(_count(reopened_ever(dialect))),
-            survey(func.count()),
-            survey(func.coalesce(func.sum(_count(s.solved.is_(True))), 0)),
-            survey(func.count(s.rating)),
-            survey(func.coalesce(func.sum(s.rating), 0))]
+            *(literal(0, Integer) for _ in range(4))]  # surveys: below
     keys = (day, c.agency, municipality, c.sector, c.category)
     query = select(*keys, *sums).where(*where).group_by(*keys)
-    await session.execute(insert(ReportDayRow.__table__).from_select(
+    await session.execute(insert(_table(ReportDayRow)).from_select(
         ["day", "agency", "municipality", "sector", "category", *COUNTS, "rating_sum"],
         query))
+    surveys = (select(*keys, func.count(), func.coalesce(func.sum(_count(s.solved.is_(True))), 0),
+                      func.count(s.rating), func.coalesce(func.sum(s.rating), 0))
+               .select_from(s).join(c, c.id == s.complaint_id)
+               .where(s.answered_at.is_not(None), *where).group_by(*keys))
+    r = _table(ReportDayRow).c
+    found = [{"d": int(d), "a": a, "m": m, "s": sector, "c": category, "n": int(n),
+              "ok": int(ok), "r": int(rated), "rs": float(total)}
+             for d, a, m, sector, category, n, ok, rated, total in await session.execute(
+                 surveys)]
+    if found:
+        await session.execute(
+            update(_table(ReportDayRow))
+            .where(r.day == bindparam("d"), r.agency == bindparam("a"),
+                   r.municipality == bindparam("m"), r.sector == bindparam("s"),
+                   r.category == bindparam("c"))
+            .values(surveyed=bindparam("n"), solved=bindparam("ok"), rated=bindparam("r"),
+                    rating_sum=bindparam("rs")), found)
+
+
+async def _day_hists(session: AsyncSession, dialect: str, offset: timedelta,
+                     where: list[Any]) -> dict[HistKey, Pair]:
+    """The histograms of the complaints ``where`` selects, per day and dimension. Whole
+    days: every column read is in ``ix_complaints_report``, so SQLite reads no table."""
+    c = ComplaintRow
+    day = local_day(c.created_at, dialect, offset)
+    municipality = func.coalesce(c.municipality, "")
+    answered, resolved = c.first_answered_at.is_not(None), c.resolved_at.is_not(None)
     durations = (select(day, c.agency, municipality, hours(c.first_answered_at, c.created_at,
                                                             dialect),
                         hours(c.resolved_at, c.created_at, dialect))
-                 .where(*where, or_(answered, resolved)))
+                 .where(*where, or_(answered, resolved))
+                 .with_hint(c, "INDEXED BY ix_complaints_report", "sqlite"))
     out: dict[HistKey, Pair] = {}
     for d, agency, place, first, resolution in await session.execute(durations):
         for key in ((d, "agency", agency), (d, "municipality", place), (d, "total", "")):
@@ -153,7 +182,7 @@ async def _write_hists(session: AsyncSession, span: str, hists: dict[HistKey, Pa
              "first_hist": hist_text(first), "resolution_hist": hist_text(resolution)}
             for (start, dim, key), (first, resolution) in hists.items()]
     for i in range(0, len(rows), CHUNK * 10):
-        await session.execute(insert(ReportHistRow.__table__), rows[i:i + CHUNK * 10])
+        await session.execute(insert(_table(ReportHistRow)), rows[i:i + CHUNK * 10])
 
 
 def _merge(into: dict[int, int], other: dict[int, int]) -> None:
@@ -176,18 +205,18 @@ async def _write_months(session: AsyncSession, months: set[int],
         await session.execute(delete(m).where(m.month == month))
         await session.execute(delete(h).where(h.span == "month", h.start == month))
         sums = [func.sum(getattr(d, n)) for n in (*COUNTS, "rating_sum")]
-        await session.execute(insert(m.__table__).from_select(
+        await session.execute(insert(_table(m)).from_select(
             ["month", "agency", "municipality", *COUNTS, "rating_sum"],
             select(literal(month, Integer), d.agency, d.municipality, *sums)
             .where(d.day >= month, d.day < end).group_by(d.agency, d.municipality)))
         if day_hists is None:
             dense: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
-            for dim, key, first, resolution in await session.execute(
+            for dim, key, first_text, resolution_text in await session.execute(
                     select(h.dim, h.key, h.first_hist, h.resolution_hist).where(
                         h.span == "day", h.start >= month, h.start < end)):
                 lists = dense.setdefault((dim, key), ([], []))
-                add_hist(lists[0], first)
-                add_hist(lists[1], resolution)
+                add_hist(lists[0], first_text)
+                add_hist(lists[1], resolution_text)
             for (dim, key), (first_counts, resolution_counts) in dense.items():
                 held[(month, dim, key)] = (dense_counter(first_counts),
                                            dense_counter(resolution_counts))
@@ -218,7 +247,7 @@ async def _rating_moves(session: AsyncSession, day: Any) -> set[int]:
     for ids in (sorted(gone)[i:i + CHUNK] for i in range(0, len(gone), CHUNK)):
         await session.execute(delete(w).where(w.survey_id.in_(ids)))
     if new:
-        await session.execute(insert(w.__table__), [{"survey_id": i, "day": int(waiting[i])}
+        await session.execute(insert(_table(w)), [{"survey_id": i, "day": int(waiting[i])}
                                                     for i in new])
     return {int(before[i]) for i in gone} | {int(waiting[i]) for i in new}
 
@@ -271,29 +300,53 @@ async def refresh(factory: async_sessionmaker[AsyncSession], offset: timedelta, 
             await _rating_moves(session, day)
             for table in (ReportDayRow, ReportMonthRow, ReportHistRow):
                 await session.execute(delete(table))
-            hists = await _write_days(session, dialect, offset, [])
+            await _write_counts(session, dialect, offset, [])
+            hists = await _day_hists(session, dialect, offset, [])
             days = set(await session.scalars(select(ReportDayRow.day).distinct()))
         else:
-            changed = select(day).distinct().select_from(h).join(c, c.id == h.complaint_id
-                                                                ).where(h.id > state.history_id)
-            days = {int(x) for x in await session.scalars(changed)}
+            # the days to recompute: whole (None) or only some agencies' rows
+            scope: dict[int, set[str] | None] = {}
+
+            def widen(d: Any, agency: str | None = None) -> None:
+                found = scope.setdefault(int(d), set())
+                if agency is None:
+                    scope[int(d)] = None
+                elif found is not None:
+                    found.add(agency)
+
+            changed = select(day, c.agency, h.kind).distinct().select_from(h).join(
+                c, c.id == h.complaint_id).where(h.id > state.history_id)
+            for d, agency, kind in await session.execute(changed):
+                widen(d, None if kind == "reclassified" else agency)  # old agency: unknown
             same = (newest_answer == state.survey_at and state.survey_count ==
                     await _answers_since(session, state.survey_at))
             if newest_answer is not None and not same:
                 since = state.survey_at - OVERLAP if state.survey_at else None
-                answered = select(day).distinct().select_from(s).join(
+                answered = select(day, c.agency).distinct().select_from(s).join(
                     c, c.id == s.complaint_id).where(
                     s.answered_at >= since if since else s.answered_at.is_not(None))
-                days |= {int(x) for x in await session.scalars(answered)}
-            days |= await _rating_moves(session, day)
+                for d, agency in await session.execute(answered):
+                    widen(d, agency)
+            for d in await _rating_moves(session, day):
+                widen(d)
+            days = set(scope)
+            d_ = ReportDayRow
+            for d, agencies in sorted(scope.items()):
+                where = [c.created_at >= day_start(d, offset),
+                         c.created_at < day_start(d + 1, offset)]
+                gone = delete(d_).where(d_.day == d)
+                if agencies is not None:
+                    where.append(c.agency.in_(sorted(agencies)))
+                    gone = gone.where(d_.agency.in_(sorted(agencies)))
+                await session.execute(gone)
+                await _write_counts(session, dialect, offset, where)
+            hists = {}
             for i in range(0, len(days), CHUNK):
                 chunk = sorted(days)[i:i + CHUNK]
-                await session.execute(delete(ReportDayRow).where(ReportDayRow.day.in_(chunk)))
                 await session.execute(delete(ReportHistRow).where(
                     ReportHistRow.span == "day", ReportHistRow.start.in_(chunk)))
-            hists = {}
             for start, end in _ranges(days):
-                hists.update(await _write_days(session, dialect, offset, [
+                hists.update(await _day_hists(session, dialect, offset, [
                     c.created_at >= day_start(start, offset),
                     c.created_at < day_start(end, offset)]))
         await _write_hists(session, "day", hists)

@@ -5,10 +5,11 @@ Revises: 0007
 Create Date: 2026-11-27
 
 The tables are filled by the first refresh (``domain/storage/report_refresh.py``): the
-state row starts without a day offset, which asks for a full build. Three indexes for what
+state row starts without a day offset, which asks for a full build. Four indexes for what
 the refresh and the ratings look up: survey answers by time, surveys waiting for a rating,
-and complaints still within their first-answer deadline. ``report_rating_wait`` lists the
-surveys that were waiting for a rating at the last refresh. Frozen like 0001: plain column
+and (two covering partial indexes) complaints still within a deadline they have not met.
+``report_rating_wait`` lists the surveys that were waiting for a rating at the last
+refresh. Frozen like 0001: plain column
 types only (the models are in ``domain/storage/report_daily_orm.py``).
 """
 
@@ -27,6 +28,9 @@ depends_on: str | Sequence[str] | None = None
 COUNTS = ("complaints", "first_on_time", "resolution_on_time", "finished", "substantive",
           "reopened", "surveyed", "solved", "rated")
 RATING_WAIT = "state = 'rating'"
+PENDING = {"ix_complaints_first_answer_pending": ("first_answer_due",
+                                                  "first_answered_at IS NULL"),
+           "ix_complaints_resolution_pending": ("resolution_due", "resolved_at IS NULL")}
 
 
 def _counts() -> list[sa.Column]:
@@ -84,7 +88,9 @@ def upgrade() -> None:
     op.bulk_insert(state, [{"id": 1, "offset_minutes": None, "history_id": 0,
                             "survey_count": 0}])
     op.create_index("ix_surveys_answered_at", "surveys", ["answered_at"])
-    op.create_index("ix_complaints_first_answer_due", "complaints", ["first_answer_due"])
+    for name, (due, where) in PENDING.items():
+        op.create_index(name, "complaints", [due, "created_at", "agency", "municipality"],
+                        sqlite_where=sa.text(where), postgresql_where=sa.text(where))
     op.create_index("ix_surveys_rating_wait", "surveys", ["id"],
                     sqlite_where=sa.text(RATING_WAIT), postgresql_where=sa.text(RATING_WAIT))
 
@@ -92,7 +98,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_surveys_rating_wait", "surveys")
     op.drop_table("report_rating_wait")
-    op.drop_index("ix_complaints_first_answer_due", "complaints")
+    for name in PENDING:
+        op.drop_index(name, "complaints")
     op.drop_index("ix_surveys_answered_at", "surveys")
     op.drop_table("report_state")
     op.drop_table("report_hist")
