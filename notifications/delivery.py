@@ -197,14 +197,16 @@ class DeliveryWorker:
 
     # --- claiming and dispatching -----------------------------------------------------------
     def _claim_limit(self) -> int:
-        """At most what the limiter lets out in half a lease, so nothing claimed waits
-        until its lease runs out (a batch of ``max_peers`` counts as one request)."""
+        """``batch_size`` (four times that where broadcasts go ``max_peers`` to a request,
+        so a claim still lasts a while), but at most what the limiter lets out in half a
+        lease, so nothing claimed waits until its lease runs out."""
+        per_request = self.max_peers if hasattr(self.messenger, "send_many") else 1
+        wanted = self.batch_size * (4 if per_request > 1 else 1)
         rate = getattr(getattr(self.limiter, "limit", None), "per_second", None)
         if not rate:
-            return self.batch_size
-        per_request = self.max_peers if hasattr(self.messenger, "send_many") else 1
+            return wanted
         fits = int(rate * self.lease.total_seconds() / 2) * per_request
-        return max(1, min(self.batch_size, fits))
+        return max(1, min(wanted, fits))
 
     async def _claim(self) -> tuple[list[OutboxMessage], str, datetime]:
         token = uuid.uuid4().hex
