@@ -224,11 +224,20 @@ class SqlConversationStore:
     async def save(self, conversation: Conversation) -> None:
         """Insert or replace; stamps ``updated_at`` with the store's clock."""
         conversation.updated_at = self.clock()
-        values = {"state": conversation.state, "data": conversation.data or {},
-                  "updated_at": conversation.updated_at}
-        table = ConversationRow.__table__
-        stmt = _insert(self.session, table).values(
-            channel=conversation.channel, user_id=conversation.user_id, **values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.channel, table.c.user_id], set_=values)
-        await self.session.execute(stmt)
+        stmt = _SAVE_CONVERSATION[self.session.get_bind().dialect.name]
+        await self.session.execute(stmt, {
+            "channel": conversation.channel, "user_id": conversation.user_id,
+            "state": conversation.state, "data": conversation.data or {},
+            "updated_at": conversation.updated_at})
+
+
+def _upsert_conversation(insert: Any) -> Any:
+    stmt = insert(_CONVERSATIONS)
+    return stmt.on_conflict_do_update(
+        index_elements=[_CONVERSATIONS.c.channel, _CONVERSATIONS.c.user_id],
+        set_={name: stmt.excluded[name] for name in ("state", "data", "updated_at")})
+
+
+# built once: saved after every dialogue step
+_SAVE_CONVERSATION = {"sqlite": _upsert_conversation(sqlite.insert),
+                      "postgresql": _upsert_conversation(postgresql.insert)}

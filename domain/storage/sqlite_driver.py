@@ -9,6 +9,15 @@ does create, execute, fetch and close in one function on the thread, and skips t
 trip of a ``COMMIT``/``ROLLBACK`` when no transaction is open (the pool's reset of every
 returned connection).
 
+Inside :func:`inline_statements` (the units of work of :mod:`domain.storage.uow`) it goes
+further and runs statements on the event loop's own thread: an SQLite point query takes
+microseconds, a round trip to a thread (two wake-ups and the GIL changing hands) far more,
+and the units of a process already take turns (``sqlite_gate``), so nothing waits for
+SQLite's lock in-process. Waiting for another process's lock must not block the loop:
+inline statements run with SQLite's busy timeout at 0, and one that finds the database
+locked (``SQLITE_BUSY``: nothing was done) is run again on the thread, which may wait.
+Sessions outside units (the portal's reports) stay on the thread.
+
 It relies on ``aiosqlite.Connection._execute`` (queue a function for the thread), which
 every public method of aiosqlite is built on; the version is pinned.
 """
@@ -16,10 +25,27 @@ every public method of aiosqlite is built on; the version is pinned.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import partial
 from typing import Any
 
 import aiosqlite
+
+BUSY_TIMEOUT_MS = 30_000  # how long a statement on the thread waits for another's lock
+SQLITE_BUSY = 5
+_INLINE: ContextVar[bool] = ContextVar("tsur_sqlite_inline", default=False)
+
+
+@contextmanager
+def inline_statements() -> Iterator[None]:
+    """Run the statements of this task's SQLite connections on the event loop's thread."""
+    token = _INLINE.set(True)
+    try:
+        yield
+    finally:
+        _INLINE.reset(token)
 
 
 class OneHopCursor:
@@ -81,6 +107,30 @@ class OneHopCursor:
 
 
 class OneHopConnection(aiosqlite.Connection):
+    _busy_ms = BUSY_TIMEOUT_MS  # what the connection's busy timeout is set to now
+
+    def _busy_timeout(self, ms: int) -> None:  # on whichever thread runs the statement
+        if self._busy_ms != ms:
+            self._conn.execute(f"PRAGMA busy_timeout={int(ms)}")
+            self._busy_ms = ms
+
+    def _waiting(self, fn: Callable[[], Any]) -> Any:
+        self._busy_timeout(BUSY_TIMEOUT_MS)
+        return fn()
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        function = partial(fn, *args, **kwargs)
+        if not _INLINE.get() or self._connection is None:
+            return await super()._execute(self._waiting, function)
+        self._busy_timeout(0)
+        try:
+            return function()
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) != SQLITE_BUSY:
+                raise
+        # another process holds the lock: wait for it on the thread, not on the loop
+        return await super()._execute(self._waiting, function)
+
     def cursor(self) -> OneHopCursor:  # type: ignore[override]
         """No round trip: the sqlite3 cursor is made on the thread when it executes.
         (SQLAlchemy enters the result with ``async with``, as aiosqlite allows.)"""

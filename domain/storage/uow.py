@@ -8,7 +8,7 @@ import json
 import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
 from contextvars import ContextVar
 from datetime import datetime
 from pathlib import Path
@@ -34,10 +34,10 @@ from domain.storage.repositories import (
     SqlConversationStore,
     utc_now,
 )
-from domain.storage.sqlite_driver import one_hop_creator
+from domain.storage.sqlite_driver import BUSY_TIMEOUT_MS, inline_statements, one_hop_creator
 from domain.storage.surveys import SqlSurveyRepository
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_BUSY_TIMEOUT_MS = BUSY_TIMEOUT_MS
 
 
 def sqlite_url(path: str | Path) -> str:
@@ -75,7 +75,8 @@ def create_engine(url: str | URL, *, echo: bool = False) -> AsyncEngine:
     cargs, cparams = url.get_dialect()().create_connect_args(url)
     engine = create_async_engine(
         url, echo=echo, json_serializer=_json_dumps,
-        async_creator=one_hop_creator(functools.partial(sqlite3.connect, *cargs, **cparams)))
+        async_creator=one_hop_creator(functools.partial(
+            sqlite3.connect, *cargs, **{**cparams, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})))
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -88,7 +89,7 @@ def create_engine(url: str | URL, *, echo: bool = False) -> AsyncEngine:
             # process loses no committed transaction (only a power cut could), and each
             # dialogue step stops paying an fsync (measured by bench/intake.py).
             cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # (the busy timeout is the connection's own: sqlite_driver switches it off and on)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -171,6 +172,7 @@ class SqlUnitOfWork:
         self._event_handler = event_handler
         self._session: AsyncSession | None = None
         self._gate: AbstractAsyncContextManager[None] | None = None
+        self._inline: AbstractContextManager[None] | None = None
 
     @property
     def session(self) -> AsyncSession:
@@ -185,6 +187,8 @@ class SqlUnitOfWork:
         if isinstance(engine, AsyncEngine) and engine.dialect.name == "sqlite":
             self._gate = sqlite_gate(engine)
             await self._gate.__aenter__()
+            self._inline = inline_statements()
+            self._inline.__enter__()
         session = self._session_factory()
         self._session = session
         self.citizens = SqlCitizenRepository(session)
@@ -203,6 +207,9 @@ class SqlUnitOfWork:
             try:
                 await session.close()
             finally:
+                if self._inline is not None:
+                    inline, self._inline = self._inline, None
+                    inline.__exit__(None, None, None)
                 if self._gate is not None:
                     gate, self._gate = self._gate, None
                     await gate.__aexit__(None, None, None)
