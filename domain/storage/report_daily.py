@@ -104,6 +104,14 @@ def add_hist(into: list[int], text: str) -> None:
         into[i] += n
 
 
+def parse_hist(text: str) -> dict[int, int]:
+    """A :func:`hist_text` as ``{bucket: count}`` without the zeros."""
+    if not text:
+        return {}
+    base, *counts = map(int, text.split())
+    return {base + i: n for i, n in enumerate(counts) if n}
+
+
 def dense_counter(counts: list[int]) -> Counter[int]:
     return Counter({b: n for b, n in enumerate(counts) if n})
 

@@ -51,14 +51,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.storage.orm import ComplaintRow, HistoryRow
 from domain.storage.report_daily import (
-    add_hist,
     bucket,
     day_start,
-    dense_counter,
     hist_text,
     local_day,
     month_of,
     next_month,
+    parse_hist,
 )
 from domain.storage.report_daily_orm import (
     COUNTS,
@@ -105,12 +104,6 @@ def _count(condition: Any) -> Any:
 
 Pair = tuple[dict[int, int], dict[int, int]]  # histograms: first answer, resolution
 HistKey = tuple[int, str, str]  # start day, dim, key
-
-
-def _tick(hist: dict[int, int], hours_: Any) -> None:
-    if hours_ is not None:
-        b = bucket(float(hours_))
-        hist[b] = hist.get(b, 0) + 1
 
 
 async def _write_counts(session: AsyncSession, dialect: str, offset: timedelta,
@@ -168,12 +161,16 @@ async def _day_hists(session: AsyncSession, dialect: str, offset: timedelta,
                  .with_hint(c, "INDEXED BY ix_complaints_report", "sqlite"))
     out: dict[HistKey, Pair] = {}
     for d, agency, place, first, resolution in await session.execute(durations):
+        fb = None if first is None else bucket(float(first))
+        rb = None if resolution is None else bucket(float(resolution))
         for key in ((d, "agency", agency), (d, "municipality", place), (d, "total", "")):
             pair = out.get(key)
             if pair is None:
                 pair = out[key] = ({}, {})
-            _tick(pair[0], first)
-            _tick(pair[1], resolution)
+            if fb is not None:
+                pair[0][fb] = pair[0].get(fb, 0) + 1
+            if rb is not None:
+                pair[1][rb] = pair[1].get(rb, 0) + 1
     return out
 
 
@@ -185,42 +182,49 @@ async def _write_hists(session: AsyncSession, span: str, hists: dict[HistKey, Pa
         await session.execute(insert(_table(ReportHistRow)), rows[i:i + CHUNK * 10])
 
 
-def _merge(into: dict[int, int], other: dict[int, int]) -> None:
+async def _read_hists(session: AsyncSession, span: str, starts: Iterable[int]
+                      ) -> dict[HistKey, Pair]:
+    h, out = ReportHistRow, {}
+    wanted = sorted(set(starts))
+    for i in range(0, len(wanted), CHUNK):
+        rows = await session.execute(
+            select(h.start, h.dim, h.key, h.first_hist, h.resolution_hist)
+            .where(h.span == span, h.start.in_(wanted[i:i + CHUNK])))
+        for start, dim, key, first_text, resolution_text in rows:
+            out[(start, dim, key)] = (parse_hist(first_text), parse_hist(resolution_text))
+    return out
+
+
+def _shift(into: dict[int, int], other: dict[int, int], sign: int) -> None:
     for b, n in other.items():
-        into[b] = into.get(b, 0) + n
+        into[b] = into.get(b, 0) + sign * n
 
 
 async def _write_months(session: AsyncSession, months: set[int],
-                        day_hists: dict[HistKey, Pair] | None) -> None:
-    """Sum ``months`` from their days in SQL; their histograms from ``day_hists`` when it
-    holds all their days, else from the days' ``report_hist`` rows."""
+                        day_hists: dict[HistKey, Pair], replaced: dict[HistKey, Pair] | None
+                        ) -> None:
+    """Sum ``months`` from their days in SQL. Their histograms: from ``day_hists`` when it
+    holds all their days (``replaced`` None), else the stored month's, less the
+    ``replaced`` day histograms, plus the new ``day_hists``."""
     d, m, h = ReportDayRow, ReportMonthRow, ReportHistRow
-    held: dict[HistKey, Pair] = {}
-    for (day, dim, key), (first, resolution) in (day_hists or {}).items():
-        pair = held.setdefault((month_of(day), dim, key), ({}, {}))
-        _merge(pair[0], first)
-        _merge(pair[1], resolution)
+    held = {} if replaced is None else await _read_hists(session, "month", months)
+    for changes, sign in (((replaced or {}).items(), -1), (day_hists.items(), 1)):
+        for (day, dim, key), (first, resolution) in changes:
+            pair = held.setdefault((month_of(day), dim, key), ({}, {}))
+            _shift(pair[0], first, sign)
+            _shift(pair[1], resolution, sign)
     for month in sorted(months):
-        end = next_month(month)
         await session.execute(delete(m).where(m.month == month))
         await session.execute(delete(h).where(h.span == "month", h.start == month))
         sums = [func.sum(getattr(d, n)) for n in (*COUNTS, "rating_sum")]
         await session.execute(insert(_table(m)).from_select(
             ["month", "agency", "municipality", *COUNTS, "rating_sum"],
             select(literal(month, Integer), d.agency, d.municipality, *sums)
-            .where(d.day >= month, d.day < end).group_by(d.agency, d.municipality)))
-        if day_hists is None:
-            dense: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
-            for dim, key, first_text, resolution_text in await session.execute(
-                    select(h.dim, h.key, h.first_hist, h.resolution_hist).where(
-                        h.span == "day", h.start >= month, h.start < end)):
-                lists = dense.setdefault((dim, key), ([], []))
-                add_hist(lists[0], first_text)
-                add_hist(lists[1], resolution_text)
-            for (dim, key), (first_counts, resolution_counts) in dense.items():
-                held[(month, dim, key)] = (dense_counter(first_counts),
-                                           dense_counter(resolution_counts))
-    await _write_hists(session, "month", {k: v for k, v in held.items() if k[0] in months})
+            .where(d.day >= month, d.day < next_month(month))
+            .group_by(d.agency, d.municipality)))
+    await _write_hists(session, "month", {
+        k: v for k, v in held.items() if k[0] in months and (any(v[0].values()) or
+                                                             any(v[1].values()))})
 
 
 async def _answers_since(session: AsyncSession, newest: datetime | None) -> int:
@@ -302,6 +306,7 @@ async def refresh(factory: async_sessionmaker[AsyncSession], offset: timedelta, 
                 await session.execute(delete(table))
             await _write_counts(session, dialect, offset, [])
             hists = await _day_hists(session, dialect, offset, [])
+            replaced = None
             days = set(await session.scalars(select(ReportDayRow.day).distinct()))
         else:
             # the days to recompute: whole (None) or only some agencies' rows
@@ -341,6 +346,7 @@ async def refresh(factory: async_sessionmaker[AsyncSession], offset: timedelta, 
                 await session.execute(gone)
                 await _write_counts(session, dialect, offset, where)
             hists = {}
+            replaced = await _read_hists(session, "day", days)
             for i in range(0, len(days), CHUNK):
                 chunk = sorted(days)[i:i + CHUNK]
                 await session.execute(delete(ReportHistRow).where(
@@ -350,7 +356,8 @@ async def refresh(factory: async_sessionmaker[AsyncSession], offset: timedelta, 
                     c.created_at >= day_start(start, offset),
                     c.created_at < day_start(end, offset)]))
         await _write_hists(session, "day", hists)
-        await _write_months(session, {month_of(d) for d in days}, hists if full else None)
+        await _write_months(session, {month_of(d) for d in days}, hists,
+                            None if full else replaced)
         state.offset_minutes = minutes
         if mark is not None:
             state.history_id = max(state.history_id, mark)
