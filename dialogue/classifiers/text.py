@@ -18,6 +18,19 @@ _WORD = re.compile(r"[a-zа-я]+(?:-[a-zа-я]+)*")
 #: cost of lemmatising a 1,500-word letter is paid on every message otherwise. 150 words keep
 #: the p99 latency under 10 ms (bench/nlu.py) and lose no macro-F1 on real appeals.
 MAX_WORDS = 150
+#: Lemmas that say nothing about the topic: greetings, requests and politeness of a formal
+#: appeal, pronouns and connectives. Our examples are short and rarely formal, so these words
+#: are rare in them and would get a high IDF and a sector's weight by chance; dropped, a long
+#: letter ("Здравствуйте! Прошу Вас помочь решить проблему ...") is classified by its topic.
+#: Measured with bench/nlu.py: +0.015 macro-F1 of the shipped model on real appeals.
+_STOP = """
+    здравствуйте здравствовать добрый день вечер утро уважаемый уважаемая прошу просить
+    пожалуйста помочь помогать принять мера разобраться решить решение проблема вопрос
+    обращение обращаться обратиться ответ спасибо заранее подсказать ситуация данный также
+    который это быть наш мы я вы ваш они он она свой весь этот тот такой как так что чтобы
+    и а но или же ли бы уже еще очень просто почему когда где куда ведь вот тоже только
+"""
+STOP_LEMMAS = frozenset(_STOP.split())
 
 
 def normalize(text: str) -> str:
@@ -51,5 +64,6 @@ def lemmas(text: str) -> list[str]:
 
 
 def prepare(text: str) -> str:
-    """The space-joined lemmas of ``text``: the input of the vectorizers."""
-    return " ".join(lemmas(text))
+    """The space-joined lemmas of ``text`` without :data:`STOP_LEMMAS`: the input of the
+    vectorizers."""
+    return " ".join(w for w in lemmas(text) if w not in STOP_LEMMAS)

@@ -164,9 +164,11 @@ def load_shipped(cache_dir: Path, *, limit: int = 5) -> EmbeddedClassifier:
     import sklearn
 
     examples = load_nlu_yaml(SHIPPED_DATA)
-    code = hashlib.sha256(Path(__file__).with_name("embedded.py").read_bytes()
-                          + Path(__file__).read_bytes()).hexdigest()
-    key = hashlib.sha256(f"{data_hash(examples)}:{code}:{sklearn.__version__}".encode())
+    here = Path(__file__).parent  # the text preparation is part of the model too
+    code = hashlib.sha256(b"".join((here / name).read_bytes()
+                                   for name in ("embedded.py", "text.py", "training.py")))
+    code_hash = code.hexdigest()
+    key = hashlib.sha256(f"{data_hash(examples)}:{code_hash}:{sklearn.__version__}".encode())
     model_dir = Path(cache_dir) / key.hexdigest()[:16]
     if not (model_dir / MODEL_FILE).is_file():
         tmp = model_dir.with_name(model_dir.name + f".tmp{os.getpid()}")
