@@ -1,15 +1,16 @@
 """Ratings from pre-aggregated tables, for any period up to two years at a million complaints.
 
 :func:`domain.storage.reports.ratings` reads every complaint of the period; this module
-reads ``report_monthly`` for the whole calendar months of the period and ``report_daily``
-for the days around them, both kept by :mod:`domain.storage.report_refresh`. Local days
-are counted at the fixed UTC offset the tables were built with; the parts of a period that
-are not whole days at that offset are read from the complaints directly.
+sums ``report_monthly`` for the whole calendar months of the period and ``report_daily``
+for the days around them (in SQL), and merges the ``report_hist`` histograms of the same
+months and days, all kept by :mod:`domain.storage.report_refresh`. Local days are counted
+at the fixed UTC offset the tables were built with; the parts of a period that are not
+whole days at that offset are read from the complaints directly.
 
 What depends on the time of the report stays live: a complaint counts towards "answered on
 time" once it was answered or its deadline passed, so the aggregates keep the complaints and
 the on-time answers, and the complaints still within an unmet deadline are counted at report
-time over the deadline indexes (only recent complaints can have one).
+time over two covering partial indexes (only recent complaints can have such a deadline).
 
 Medians come from duration histograms with :data:`OCTAVE` buckets per doubling of
 ``1 + minutes``; a bucket is represented by its midpoint, so a median is within

@@ -1,7 +1,11 @@
-"""Keeping ``report_daily`` and ``report_monthly`` in step with the complaints.
+"""Keeping ``report_daily``, ``report_monthly`` and ``report_hist`` in step with the
+complaints.
 
-A refresh recomputes, from the complaints, every local day that holds a complaint changed
-since the last refresh, then the months of those days from their days. Changes are found by
+A refresh recomputes, from the complaints, the rows of every local day that holds a
+complaint changed since the last refresh — only the changed complaints' agencies, or the
+whole day after a reclassification (the old agency is not recorded) or a rating — and the
+day's histograms; then the months of those days: their counts summed in SQL from the days,
+their histograms shifted by the replaced and the new day histograms. Changes are found by
 two indexed markers, without any hook in the write path:
 
 * ``complaint_history.id``: every change the ratings count (filing, status, answer,
@@ -20,7 +24,10 @@ two indexed markers, without any hook in the write path:
   be missed until a full rebuild (set ``report_state.offset_minutes`` to NULL).
 
 Rows written behind the application's back (bulk loads, hand edits) have no history row:
-rebuild after them. A refresh with a new day offset rebuilds everything.
+rebuild after them. A refresh with a new day offset rebuilds everything. The ratings page
+refreshes before it reads (so it is never stale) and the scheduler every
+:data:`REFRESH_EVERY` (so the page usually finds little to do); the cost of a refresh
+grows with the number of days touched since the last one.
 """
 
 from __future__ import annotations
