@@ -227,10 +227,7 @@ class Backoffice:
         if name == "dup":
             return await self._ask(user, role, thread, complaint, "duplicate", bot)
         if name == "x":
-            async with self.database.uow() as uow:
-                await uow.conversations.save(Conversation(STORE_CHANNEL,
-                                                          f"{user.id}:{thread}", "idle", {}))
-                await uow.commit()
+            await self._set_step(user.id, thread, "idle", {})
             return _("Cancelled.")
         raise Refusal(_("This button is no longer valid."))
 
@@ -276,10 +273,7 @@ class Backoffice:
                       else _("✍️ Write the number of the original complaint, e.g. "
                              "2026-000012."))
         assert complaint.id is not None
-        async with self.database.uow() as uow:
-            await uow.conversations.save(Conversation(
-                STORE_CHANNEL, f"{user.id}:{thread}", step, {"complaint_id": complaint.id}))
-            await uow.commit()
+        await self._set_step(user.id, thread, step, {"complaint_id": complaint.id})
         await self._say(bot, thread, prompt,
                         ((Button(_("✖️ Cancel"), data(complaint.id, "x")),),))
         return ""
@@ -333,6 +327,16 @@ class Backoffice:
         async with self.database.uow() as uow:
             topic = await SqlTopicStore(uow.session).by_thread(self.chat_id, thread)
         return topic.complaint_id if topic else None
+
+    async def _set_step(self, user_id: int, thread: int, state: str,
+                        data: dict[str, object]) -> None:
+        """The operator's step in the topic; the ids of messages taken are kept."""
+        async with self.database.uow() as uow:
+            pending = await self._pending(uow, user_id, thread)
+            seen = (pending.data or {}).get(SEEN)
+            pending.state, pending.data = state, {**data, **({SEEN: seen} if seen else {})}
+            await uow.conversations.save(pending)
+            await uow.commit()
 
     @staticmethod
     async def _pending(uow: SqlUnitOfWork, user_id: int, thread: int) -> Conversation:
