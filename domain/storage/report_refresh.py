@@ -114,9 +114,11 @@ HistKey = tuple[int, str, str]  # start day, dim, key
 
 
 async def _write_counts(session: AsyncSession, dialect: str, offset: timedelta,
-                        where: list[Any]) -> None:
+                        where: list[Any], *, some_agencies: bool = False) -> None:
     """Insert the ``report_daily`` rows of the complaints ``where`` selects (summed in
-    SQL; the survey answers in a second pass, by key)."""
+    SQL; the survey answers in a second pass, by key). For ``some_agencies`` of a day,
+    SQLite is told to filter the agency in ``ix_complaints_report`` before it reads rows
+    (its planner would read every row of the day)."""
     c, s = ComplaintRow, SurveyRow
     day = local_day(c.created_at, dialect, offset)
     municipality = func.coalesce(c.municipality, "")
@@ -131,6 +133,8 @@ async def _write_counts(session: AsyncSession, dialect: str, offset: timedelta,
             *(literal(0, Integer) for _ in range(4))]  # surveys: below
     keys = (day, c.agency, municipality, c.sector, c.category)
     query = select(*keys, *sums).where(*where).group_by(*keys)
+    if some_agencies:
+        query = query.with_hint(c, "INDEXED BY ix_complaints_report", "sqlite")
     await session.execute(insert(_table(ReportDayRow)).from_select(
         ["day", "agency", "municipality", "sector", "category", *COUNTS, "rating_sum"],
         query))
@@ -351,7 +355,8 @@ async def refresh(factory: async_sessionmaker[AsyncSession], offset: timedelta, 
                     where.append(c.agency.in_(sorted(agencies)))
                     gone = gone.where(d_.agency.in_(sorted(agencies)))
                 await session.execute(gone)
-                await _write_counts(session, dialect, offset, where)
+                await _write_counts(session, dialect, offset, where,
+                                    some_agencies=agencies is not None)
             hists = {}
             replaced = await _read_hists(session, "day", days)
             for i in range(0, len(days), CHUNK):
