@@ -12,7 +12,8 @@ settled:
   back the confirmation of everything after it, nor time out a webhook request.
 
 Until then a kill makes the platform hand the update out again, and the engine answers
-it without recording it twice (its stored fingerprints of recent messages). So an update
+it without recording it twice (its stored fingerprints of recent messages; a button
+press has none and is checked against the current step, like any stale press). So an update
 is confirmed at most ``grace`` seconds before its replies were sent; a kill inside that
 window leaves the citizen without an answer but loses nothing they sent.
 

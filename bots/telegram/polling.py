@@ -12,13 +12,15 @@ Different citizens still run concurrently: the loop hands each update to its own
 and keeps fetching. While updates are in flight a ``getUpdates`` returns them again at
 once (they are not confirmed), so the loop does not poll in a tight circle: it fetches
 again when everything in flight has settled, or after :data:`RECHECK` seconds (to take
-in other citizens' new updates while one is slow), and skips the updates it already
-runs. One citizen's updates run one after another, in order (their replies too).
+in other citizens' new updates while one is slow; doubling up to :data:`MAX_RECHECK`
+while those fetches bring nothing new), and skips the updates it already runs. One
+citizen's updates run one after another, in order (their replies too).
 
 Why not an inbox table written before confirming: that would be a second copy of every
 update in the database, and a second worker to drain it; the engine already persists
-each step and recognises a redelivered one, so confirming late gives the same guarantee
-with nothing new to store.
+each step and recognises a redelivered message by its time stamp and content (a
+redelivered button press is checked against the current step like any stale press), so
+confirming late gives the same guarantee with nothing new to store.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from bots.receipt import REPLY_GRACE, Receipt, receipt_for
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT = 10  # seconds Telegram holds a getUpdates open when there is nothing new
-RECHECK = 0.1  # seconds between fetches while updates are in flight
+RECHECK = 0.1  # seconds between fetches while updates are in flight...
+MAX_RECHECK = 1.0  # ...doubling up to this while they bring nothing new
 STOP_GRACE = 10.0  # seconds updates in flight get to settle on stop
 BACKOFF = BackoffConfig(min_delay=1.0, max_delay=5.0, factor=1.3, jitter=0.1)
 
@@ -70,6 +73,7 @@ class ConfirmingPolling:
         self.timeout = timeout
         self.grace = grace
         self.recheck = recheck
+        self._recheck = recheck  # the current wait; grows while fetches bring nothing new
         self.confirmed = 0  # the offset Telegram was last sent
         self._highest = 0  # the highest update id handed to a handler
         self._pending: dict[int, Receipt] = {}  # in flight, by update id
@@ -120,8 +124,11 @@ class ConfirmingPolling:
                     await asyncio.wait({stopping}, timeout=next(backoff))
                     continue
                 backoff.reset()
+                highest = self._highest
                 for update in updates:
                     self._start(update, workflow)
+                self._recheck = (self.recheck if self._highest > highest
+                                 else min(self._recheck * 2, MAX_RECHECK))
         finally:
             stopping.cancel()
 
@@ -130,7 +137,7 @@ class ConfirmingPolling:
         self._progress.clear()
         waiter = asyncio.ensure_future(self._progress.wait())
         try:
-            await asyncio.wait({waiter, stopping}, timeout=self.recheck,
+            await asyncio.wait({waiter, stopping}, timeout=self._recheck,
                                return_when=asyncio.FIRST_COMPLETED)
         finally:
             waiter.cancel()
