@@ -5,8 +5,9 @@
 
 Prints, side by side (macro F1 / accuracy over sectors):
   (a) the shipped model (trained only on dialogue/classifiers/data/nlu.yml) on every row;
-  (b) our pipeline retrained with k-fold stratified cross-validation (shipped examples +
-      the training folds), scored on the held-out folds;
+  (b) our pipeline retrained with k-fold stratified cross-validation (shipped examples,
+      weighted SHIPPED_WEIGHT, + the training folds: ``fit_region``, as ``tsur nlu train
+      --data`` does), scored on the held-out folds;
   (c) a plain TF-IDF + logistic-regression baseline on the same folds (scikit-learn
       defaults, and (c') with balanced class weights);
 plus training time, classification latency and memory. Latency is measured one text at a time
@@ -36,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from dialogue.classifiers.embedded import _FAST, EmbeddedClassifier  # noqa: E402
 from dialogue.classifiers.evaluate import Metrics, compute, format_report  # noqa: E402
 from dialogue.classifiers.text import lemma  # noqa: E402
-from dialogue.classifiers.training import fit, load_csv, load_nlu_yaml  # noqa: E402
+from dialogue.classifiers.training import fit, fit_region, load_csv, load_nlu_yaml  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "appeals-kursk" / "train.csv"
 
@@ -110,7 +111,7 @@ def main() -> None:
     folds_b, folds_c, folds_d, fold_train = [], [], [], []
     for train_idx, test_idx in splitter.split(texts, truth):
         start = time.perf_counter()
-        model = EmbeddedClassifier(fit(shipped + [rows[i] for i in train_idx]))
+        model = EmbeddedClassifier(fit_region(shipped, [rows[i] for i in train_idx]))
         fold_train.append(time.perf_counter() - start)
         test_texts = [texts[i] for i in test_idx]
         b = model.sectors(test_texts)

@@ -43,7 +43,13 @@ sys.path.insert(0, str(ROOT))
 from bench.nlu import DEFAULT_DATA, _baseline  # noqa: E402
 from dialogue.classifiers.embedded import EmbeddedClassifier  # noqa: E402
 from dialogue.classifiers.evaluate import compute, format_report  # noqa: E402
-from dialogue.classifiers.training import SHIPPED_DATA, Example, fit, load_csv, load_nlu_yaml  # noqa: E402
+from dialogue.classifiers.training import (  # noqa: E402
+    SHIPPED_DATA,
+    Example,
+    fit_region,
+    load_csv,
+    load_nlu_yaml,
+)
 
 SCRIPT = ROOT / "tools" / "rasa.sh"
 CONFIG = ROOT / "rasa" / "config.yml"
@@ -195,7 +201,7 @@ def main() -> None:
             test_texts, fold_truth = [texts[i] for i in test_idx], [truth[i] for i in test_idx]
             model, seconds = train(work, f"fold{fold}", region, args.epochs, args.max_words)
             predicted, latency = score(model, test_texts)
-            ours = EmbeddedClassifier(fit(shipped + region)).sectors(test_texts)
+            ours = EmbeddedClassifier(fit_region(shipped, region)).sectors(test_texts)
             base = _baseline([t for t, _, _ in region], [s for _, s, _ in region], test_texts,
                              "balanced")
             for key, p in (("rasa", predicted), ("ours", ours), ("baseline", base)):
