@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from dialogue.engine import Engine
-from dialogue.messages import Address, OutgoingMessage
+from dialogue.messages import Address, Channel, OutgoingMessage
 from dialogue.nlu import KeywordClassifier
 from domain.calendar import WorkingCalendar
 from domain.services import ComplaintDraft, get_or_create_citizen, register_complaint
@@ -433,6 +433,19 @@ async def test_an_operators_photo_reaches_citizens_in_every_channel(office: Offi
     assert vk_photo.ref.startswith("vk:photo")
     assert [p.data for p in office.vk_api.world.photos.values()] == [image]
     assert office.vk_api.calls_of("photos.saveMessagesPhoto")
+    # what the VK outbox worker makes of it: messages.send with the uploaded photo
+    from bots.vk import make_api
+    from bots.vk.outbox import VkOutboxMessenger
+
+    office.vk_api.add_user(3113)
+    api = make_api(office.vk_api.token, office.vk_api.api_url)
+    try:
+        assert await VkOutboxMessenger(api).send(Address(Channel.VK, "3113"), to_vk,
+                                                 key="operator-photo") is SendResult.OK
+    finally:
+        await api.http_client.close()
+    [on_vk] = office.vk_api.sent_to(3113)
+    assert [a.split("_")[:2] for a in on_vk.attachments] == [vk_photo.ref[3:].split("_")[:2]]
     [web_photo] = to_web.attachments
     assert web_photo.ref.startswith("web:")
     assert (office.uploads / web_photo.ref[4:]).read_bytes() == image
