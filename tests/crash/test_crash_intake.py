@@ -18,6 +18,9 @@ not answer is sent again once it is back. After the last restart:
 aiogram's own polling confirmed a batch as soon as it had handed it to its handler
 tasks; :func:`test_a_press_stuck_in_its_handler_at_a_kill_is_handed_out_again` pins a
 handler before the engine while the process is killed, which lost the press that way.
+vkbottle saved the long-poll ``ts`` as soon as events were handed to their tasks;
+:func:`test_a_vk_message_unanswered_at_a_kill_is_handed_out_again` kills the process
+while the answer to a VK message is on its way, which left that message unanswered.
 """
 
 from __future__ import annotations
@@ -244,3 +247,57 @@ async def test_a_press_stuck_in_its_handler_at_a_kill_is_handed_out_again(
         finally:
             await launcher.close()
     assert press["update_id"] in tg.confirmed  # confirmed at last, once handled
+
+
+class StallingVK(RecordingVK):
+    """Leaves ``messages.send`` unanswered while :attr:`stalling`: the bot's handler of an
+    event waits there, after the engine has stored the step, before the citizen hears."""
+
+    def __init__(self, group_id: int) -> None:
+        super().__init__(group_id)
+        self.stalling = False
+        self.stalled: list[float] = []
+        self.released = asyncio.Event()
+
+    async def _method(self, request: web.Request) -> web.StreamResponse:
+        if self.stalling and request.match_info["name"] == "messages.send":
+            self.stalled.append(time.monotonic())
+            self._changed()
+            await self.released.wait()
+        return await super()._method(request)
+
+
+async def test_a_vk_message_unanswered_at_a_kill_is_handed_out_again(
+        tmp_path: Path, fork_server) -> None:
+    """The process is killed while the answer to a VK message is on its way: the saved
+    long-poll ``ts`` must not have moved past the message, so the restarted bot gets it
+    again and answers it (once recorded: the engine knows it by its time stamp)."""
+    data = tmp_path / "var"
+    async with StallingVK(GROUP_ID) as vk:
+        async with other_process(data):
+            pass
+        launcher = Launcher(fork_server, tsur_env(data, free_port(), vk=vk), tmp_path / "logs")
+
+        async def ready(tsur: Tsur) -> None:
+            await vk.wait_for(lambda: any(t >= tsur.started for t in vk.polls), 60)
+
+        trials = Trials(launcher, random.Random(0), ready)
+        driver = VkCitizen(vk, 7_499_001)
+        try:
+            await trials.start()
+            vk.stalling = True
+            await driver.text(PROBLEM.format(n=2))
+            await vk.wait_for(lambda: vk.stalled, 20)
+            await trials.kill()
+            vk.stalling = False
+            vk.released.set()
+            tsur = await trials.start()
+            await vk.wait_for(lambda: any("cls:yes" in shown.payloads
+                                          for shown in driver.shown()), 20)
+            assert await tsur.stop() == 0
+        finally:
+            await launcher.close()
+    state = rows(data / "tsur.db", "SELECT data FROM conversations WHERE channel = 'vk' "
+                                   "AND user_id = ?", driver.user)
+    assert len(state) == 1 and PROBLEM.format(n=2) in state[0]["data"]
+
