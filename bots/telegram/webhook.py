@@ -14,10 +14,13 @@ instead of the bot long-polling ``getUpdates``. The route:
   repeats every update not answered with 2xx, so a process killed before that point gets
   the update again (in this or another worker) and nothing the citizen sent is lost; the
   engine recognises a repeat of what it had already persisted and does not record it
-  twice (its fingerprints are stored with the conversation, in the database, so this
-  holds across several worker processes too);
+  twice (its fingerprints — time stamp and content of a message; a button press is
+  checked against the current step instead — are stored with the conversation, whose
+  row PostgreSQL locks while a worker handles it, so this holds across several worker
+  processes too: ``tests/e2e/test_telegram_webhook_replicas.py``);
 * answers 200 even when a handler raises: the error is logged, and Telegram, which
-  repeats every update not answered with 2xx, does not retry it forever;
+  repeats every update not answered with 2xx, does not retry it forever; but 503 when
+  the handler was cancelled (a shutdown), so that the update comes again;
 * answers a repeat of an ``update_id`` it has seen recently without handling it again,
   but only once the first delivery has settled (a repeat that comes while the first is
   in flight must not confirm it early). This memory is per process and only saves work:

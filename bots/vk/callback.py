@@ -13,8 +13,10 @@ key, and the string the server must return to confirm its address). The route:
   way for a few seconds). VK repeats an event not answered ``ok``, so a process killed
   before that point gets it again (here or in another worker) and nothing the citizen
   sent is lost; the engine recognises a repeat of what it had already persisted and
-  does not record it twice — its fingerprints are stored with the conversation, in the
-  database, so this holds across several worker processes;
+  does not record it twice — its fingerprints are stored with the conversation, whose
+  row PostgreSQL locks while a worker handles it, so this holds across several worker
+  processes (a button press has none and is checked against the current step). A handler
+  cancelled by a shutdown gets 503, so that VK sends the event again;
 * answers a repeat of an ``event_id`` it has seen recently without handling it again,
   but only once the first delivery has settled. This memory is per process and only
   saves work: with several worker processes behind one URL a repeat may reach another
