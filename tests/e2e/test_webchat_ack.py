@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientWebSocketResponse
 
+from tests.e2e.browser import needs_chromium
 from tests.e2e.conftest import WebChatServer
 
 CLIENT = "7c1e2a9e-5b7d-4c1e-9a0b-6d2e8f4a7c22"
@@ -110,3 +111,43 @@ async def test_a_frame_sent_again_after_a_reconnect_is_recorded_once(
         assert len([s for s in seen if s[1] == problem["text"]]) == 1  # recorded once
     finally:
         await database.dispose()
+
+
+@needs_chromium
+async def test_the_page_sends_again_what_was_not_acknowledged(
+        start_webchat: Callable[..., Awaitable[WebChatServer]], browser_page: Any) -> None:
+    """The socket breaks while a frame is being handled: the page, reconnected, sends it
+    again with the same id and time stamp (the engine can tell the repeat)."""
+    import asyncio
+
+    from dialogue.messages import IncomingMessage, OutgoingMessage
+    from tests.fakes.engine import FakeEngine
+
+    gate = asyncio.Event()
+
+    class HeldEngine(FakeEngine):
+        async def handle(self, msg: IncomingMessage) -> list[OutgoingMessage]:
+            if msg.text == "slow":
+                self.received.append(msg)
+                await gate.wait()
+                self.received.remove(msg)
+            return await super().handle(msg)
+
+    engine = HeldEngine()
+    chat = await start_webchat(engine=engine)
+    page = browser_page
+    await page.goto(chat.url + "/chat")
+    await page.wait_for_selector('#status[data-state="online"]')
+    await page.fill("#input", "slow")
+    await page.press("#input", "Enter")
+    async with asyncio.timeout(5):
+        while not any(m.text == "slow" for m in engine.received):
+            await asyncio.sleep(0.02)
+    first = next(m for m in engine.received if m.text == "slow")
+    await asyncio.wait_for(chat.messenger.close_all(), 5)  # the connection breaks
+    gate.set()  # handled, but the acknowledgement has nowhere to go
+    await page.wait_for_selector("text=echo: slow", timeout=15_000)
+    again = [m for m in engine.received if m.text == "slow"]
+    assert len(again) == 2 and again[0] == first
+    assert again[1].received_at == first.received_at  # the same frame, sent again
+    assert await page.locator(".bubble.user").all_text_contents() == ["slow"]
