@@ -45,18 +45,19 @@ def group_units(batch: Sequence[OutboxMessage], kinds: Iterable[str],
     of ``kinds`` with equal payloads go together, up to ``max_peers`` (one chat each)."""
     kinds = frozenset(kinds)
     units: list[list[OutboxMessage]] = []
-    open_groups: dict[str, list[OutboxMessage]] = {}
+    open_groups: dict[str, tuple[list[OutboxMessage], set[str]]] = {}
     for message in batch:
         if message.kind not in kinds or max_peers < 2:
             units.append([message])
             continue
         fingerprint = message.kind + json.dumps(message.payload, sort_keys=True)
-        group = open_groups.get(fingerprint)
-        if group is None or len(group) >= max_peers or any(
-                m.chat_id == message.chat_id for m in group):
-            group = open_groups[fingerprint] = []
+        group, chats = open_groups.get(fingerprint) or ([], set())
+        if not group or len(group) >= max_peers or message.chat_id in chats:
+            group, chats = [], set()
+            open_groups[fingerprint] = (group, chats)
             units.append(group)
         group.append(message)
+        chats.add(message.chat_id)
     return units
 
 

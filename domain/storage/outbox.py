@@ -31,7 +31,8 @@ ERROR_CHARS = 1_000
 IN_CHUNK = 500  # ids per IN (...) list: far below SQLite's 32,766 parameters
 
 
-def message_from_row(row: OutboxRow) -> OutboxMessage:
+def message_from_row(row: Any) -> OutboxMessage:
+    """The message of an ``OutboxRow`` (or a plain result row with its columns)."""
     values: dict[str, Any] = {name: getattr(row, name) for name in FIELDS}
     values["payload"] = dict(row.payload or {})
     return OutboxMessage(**values, status=OutboxStatus(row.status), id=row.id)
@@ -107,10 +108,12 @@ class SqlOutbox:
             .values(locked_until=now + lease, claim_token=token,
                     attempts=OutboxRow.attempts + 1)
             .execution_options(synchronize_session=False))
-        rows = await self.session.scalars(
-            select(OutboxRow).where(OutboxRow.id.in_(claimed))
-            .order_by(OutboxRow.priority.desc(), OutboxRow.not_before, OutboxRow.id)
-            .execution_options(populate_existing=True))
+        # plain rows, not ORM objects: a batch of thousands would otherwise sit in the
+        # session's identity map and be walked at every commit
+        table = OutboxRow.__table__
+        rows = await self.session.execute(
+            select(table).where(table.c.id.in_(claimed))
+            .order_by(table.c.priority.desc(), table.c.not_before, table.c.id))
         return [message_from_row(row) for row in rows]
 
     async def finish(self, message_id: int, token: str, status: OutboxStatus, *,
