@@ -97,3 +97,20 @@ async def test_one_citizens_updates_run_in_order_others_alongside() -> None:
     assert [m.text for m in tg.sent_to(ANNA)] == ["echo: a0", "echo: a1", "echo: a2"]
     assert [m.text for m in tg.sent_to(BORIS)] == ["echo: b0", "echo: b1", "echo: b2"]
     assert engine.max_concurrent == 2  # one per citizen, both citizens at once
+
+
+async def test_polling_goes_on_after_getupdates_fails() -> None:
+    """Telegram unreachable, or another poller (409 while a scheduler takes over): the
+    loop waits a little and asks again, with the same offset."""
+    engine = FakeEngine()
+    async with FakeTelegram() as tg, polling(tg, engine):
+        tg.add_user(ANNA)
+        await tg.wait_for(lambda: tg.calls_of("getUpdates"))
+        tg.fail_next("getUpdates", 502, times=2)  # the polls after the one in flight
+        tg.send_text(ANNA, "есть кто?")
+        await tg.wait_for_message(ANNA, "echo: есть кто?", timeout=15)
+        await tg.wait_for(lambda: [c.status for c in tg.calls_of("getUpdates")].count(502)
+                          == 2, 15)
+        tg.send_text(ANNA, "ау")
+        await tg.wait_for_message(ANNA, "echo: ау", timeout=15)
+    assert [c.status for c in tg.calls_of("getUpdates")].count(502) == 2
