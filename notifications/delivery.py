@@ -5,7 +5,9 @@ worker that dies mid-batch leaves its rows to be claimed again when the lease en
 at most the messages that were in flight (claimed, sent, not yet marked) are sent twice,
 and none is lost.
 
-Throughput comes from three things, none of which loosens the pacing: sends run
+Throughput (for the kinds in ``batch_kinds``, broadcasts; every other message is sent on
+its own and marked at once, so a crash re-sends at most that one) comes from three things,
+none of which loosens the pacing: sends run
 concurrently (up to ``window`` requests in flight; the limiter still books every slot, in
 order, and an optional :class:`~notifications.ratelimit.SendWindow` keeps the platform's
 window even when sends are delayed on the way); outcomes are marked in batches (one
@@ -248,7 +250,14 @@ class DeliveryWorker:
             self._last[first.chat_id] = task
             self._tasks.add(task)
             task.add_done_callback(functools.partial(self._forget, first.chat_id))
-            await asyncio.sleep(0)  # let it start: an instant failure is seen by the next
+            if first.kind in self.batch_kinds:
+                await asyncio.sleep(0)  # let it start: an instant failure is seen by the next
+            else:
+                # a message a citizen waits for (a notice, an answer) goes alone and is
+                # marked at once, so a crash re-sends at most that one; broadcasts trade
+                # this for speed (a crash re-sends at most what was claimed)
+                await asyncio.wait([task])
+                await self.flush()
 
     def _forget(self, chat_id: str, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

@@ -1,6 +1,7 @@
 """The outbox's batch side on SQLite and PostgreSQL: a claim keeps each chat's order while
-an older message is tried, a batch is marked in one statement, and a worker's whole run
-writes its outcomes with a handful of statements, not one per message."""
+an older message is tried, a batch is marked in one statement, a worker writes a
+broadcast batch's outcomes with a handful of statements, not one per message, and marks
+a notice a citizen waits for as soon as it is sent."""
 
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ T0 = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=2)
 
 
-async def queue(db: Database, chat_id: str, text: str, *, priority: int = 0) -> int:
+async def queue(db: Database, chat_id: str, text: str, *, priority: int = 0,
+                kind: str = "status") -> int:
     async with db.uow() as uow:
-        message = new_message("status", Address(Channel.TELEGRAM, chat_id),
+        message = new_message(kind, Address(Channel.TELEGRAM, chat_id),
                               OutgoingMessage(text), dedup_key=f"b:{chat_id}:{text}", now=T0,
                               priority=priority)
         assert await uow.outbox.add(message)
@@ -71,10 +73,11 @@ async def test_finish_many_marks_only_the_rows_the_token_still_holds(db: Databas
     assert {(m.sent_at, m.claim_token, m.locked_until) for m in found} == {(T0, None, None)}
 
 
-async def test_a_worker_marks_a_batch_with_one_update_per_outcome(db: Database) -> None:
+async def test_a_worker_marks_a_broadcast_batch_with_one_update_per_outcome(
+        db: Database) -> None:
     for i in range(60):
-        await queue(db, str(i), "news")
-    failing = await queue(db, "60", "news")
+        await queue(db, str(i), "news", kind="broadcast")
+    failing = await queue(db, "60", "news", kind="broadcast")
     messenger, clock = FakeMessenger(), FakeClock(T0)
     messenger.fail("60", TransientError("502"))
     updates: list[str] = []
@@ -98,3 +101,19 @@ async def test_a_worker_marks_a_batch_with_one_update_per_outcome(db: Database) 
         retry = await uow.outbox.get(failing)
     assert retry is not None and retry.status is OutboxStatus.PENDING
     assert retry.not_before > T0 and retry.claim_token is None
+
+
+async def test_a_notice_is_marked_sent_before_the_next_one_goes(db: Database) -> None:
+    ids = [await queue(db, str(i), "taken into work") for i in range(3)]
+    messenger, clock = FakeMessenger(), FakeClock(T0)
+    marked: list[list[int]] = []
+
+    async def before(to: Address) -> None:  # what a crash at this moment would leave
+        async with db.uow() as uow:
+            marked.append([m.id for m in await uow.outbox.find(status=OutboxStatus.SENT)
+                           if m.id is not None])
+
+    messenger.before_send = before
+    worker = DeliveryWorker(db.uow, "telegram", messenger, clock=clock.now, sleep=clock.sleep)
+    assert await worker.run_once() == 3
+    assert marked == [[], ids[:1], ids[:2]]  # never more than the one in flight unmarked
