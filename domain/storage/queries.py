@@ -24,6 +24,9 @@ from domain.complaint import OPEN_STATUSES
 from domain.storage.orm import ComplaintRow
 
 PER_PAGE = 50
+#: A search counts its matches up to this many: past it the total is shown as "more than"
+#: (a frequent word would otherwise have every complaint read to count it).
+SEARCH_COUNT_CAP = 10_000
 NO_MUNICIPALITY = "-"  # filter value: complaints whose municipality is unknown
 SORT_COLUMNS: dict[str, Any] = {
     "number": ComplaintRow.number,
@@ -98,6 +101,7 @@ class RegisterPage:
     overdue: int  # of ``total``, open and past the resolution deadline at ``now``
     page: int
     per_page: int
+    capped: bool = False  # a search with more than ``total`` matches (overdue: of those)
 
     @property
     def pages(self) -> int:
@@ -173,13 +177,25 @@ async def register_page(session: AsyncSession, flt: ComplaintFilter, now: dateti
     and overdue counts of everything ``flt`` matches."""
     dialect = session.get_bind().dialect.name
     page = max(1, page)
-    counts = select(func.count(), func.coalesce(func.sum(case((_overdue(now), 1), else_=0)), 0)
-                    ).select_from(ComplaintRow).where(*conditions(flt, dialect))
+    where = conditions(flt, dialect)
+    if flt.search.strip():  # count at most SEARCH_COUNT_CAP + 1 matches
+        c = ComplaintRow
+        found = (select(c.status, c.resolution_due).where(*where)
+                 .limit(SEARCH_COUNT_CAP + 1).subquery())
+        late = and_(found.c.status.in_(_OPEN), found.c.resolution_due < now)
+        counts = select(func.count(), func.coalesce(func.sum(case((late, 1), else_=0)), 0)
+                        ).select_from(found)
+    else:
+        counts = select(func.count(), func.coalesce(func.sum(case((_overdue(now), 1),
+                                                                  else_=0)), 0)
+                        ).select_from(ComplaintRow).where(*where)
     total, overdue = (await session.execute(counts)).one()
+    capped = total > SEARCH_COUNT_CAP
     query = register_select(flt, sort or Sort(), dialect)
     result = await session.execute(query.limit(per_page).offset((page - 1) * per_page))
     rows = [RegisterRow(*r) for r in result]
-    return RegisterPage(rows, int(total), int(overdue), page, per_page)
+    return RegisterPage(rows, min(int(total), SEARCH_COUNT_CAP), int(overdue), page, per_page,
+                        capped)
 
 
 @dataclass(frozen=True, slots=True)

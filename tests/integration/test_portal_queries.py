@@ -195,3 +195,21 @@ async def test_a_period_of_a_day_uses_half_open_bounds(db: Database, seeded: lis
     assert await numbers(db, ComplaintFilter(created_from=at + timedelta(seconds=1),
                                              created_before=at + timedelta(hours=1))) == []
     assert isinstance(at, datetime)
+
+
+async def test_a_search_counts_its_matches_up_to_the_cap(db: Database, seeded: list[Complaint],
+                                                         monkeypatch: pytest.MonkeyPatch):
+    import domain.storage.queries as queries
+
+    matching = expect(seeded, lambda c: "вод" in c.text.lower())
+    assert len(matching) == 3
+    async with db.session_factory() as session:
+        whole = await register_page(session, ComplaintFilter(search="вод"), NOW)
+        monkeypatch.setattr(queries, "SEARCH_COUNT_CAP", 2)
+        capped = await register_page(session, ComplaintFilter(search="вод"), NOW)
+        exact = await register_page(session, ComplaintFilter(search="нет воды"), NOW)
+    assert (whole.total, whole.capped) == (3, False)
+    assert {r.number for r in whole.rows} == matching
+    assert (capped.total, capped.capped) == (2, True)  # "more than 2"
+    assert {r.number for r in capped.rows} == matching  # the page itself is not cut
+    assert (exact.total, exact.capped) == (2, False)
