@@ -54,6 +54,9 @@ _BY_IDENTITY = (
 class SqlCitizenRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        # citizens read along with a conversation (SqlConversationStore.load), each handed
+        # out once by by_identity; dropped when a citizen is written
+        self.prefetched: dict[tuple[str, str], Citizen | None] = {}
 
     async def get(self, citizen_id: int) -> Citizen | None:
         row = await self.session.get(CitizenRow, citizen_id)
@@ -61,13 +64,17 @@ class SqlCitizenRepository:
 
     async def by_identity(self, channel: str, external_id: str) -> Citizen | None:
         """Asked on every dialogue step, so one Core query (the citizen and all its
-        identities) instead of ORM loading, which cost more than the rest of a step."""
+        identities) instead of ORM loading, which cost more than the rest of a step; none
+        at all when the conversation of that identity was just loaded in this unit."""
+        if (channel, external_id) in self.prefetched:
+            return self.prefetched.pop((channel, external_id))
         rows = (await self.session.execute(_BY_IDENTITY, {
             "channel": channel, "external_id": external_id})).all()
         return citizen_from_core(rows) if rows else None
 
     async def add(self, citizen: Citizen) -> Citizen:
         """Store a new citizen; sets ``citizen.id``."""
+        self.prefetched.clear()
         row = CitizenRow(identities=[])
         write_citizen(row, citizen)
         self.session.add(row)
@@ -77,6 +84,7 @@ class SqlCitizenRepository:
 
     async def save(self, citizen: Citizen) -> None:
         """Write back changed fields and identities; raises LookupError if never added."""
+        self.prefetched.clear()
         row = await self.session.get(CitizenRow, citizen.id) if citizen.id else None
         if row is None:
             raise LookupError(f"citizen {citizen.id} is not stored")
@@ -182,11 +190,25 @@ async def _number_from_new_sequence(session: AsyncSession, year: int) -> int:
 
 
 _CONVERSATIONS = ConversationRow.__table__
-_LOAD_CONVERSATION = (
-    select(_CONVERSATIONS.c.state, _CONVERSATIONS.c.data, _CONVERSATIONS.c.updated_at)
+_MATCHED_CONVERSATION = _IDENTITIES.alias("conversation_identity")
+# the conversation, and the citizen of the same identity with each of its identities (or
+# NULLs); on PostgreSQL the conversation row is locked (SQLite renders no FOR UPDATE)
+_LOAD_WITH_CITIZEN = (
+    select(_CONVERSATIONS.c.state, _CONVERSATIONS.c.data, _CONVERSATIONS.c.updated_at,
+           _CITIZENS, _IDENTITIES.c.channel.label("identity_channel"),
+           _IDENTITIES.c.external_id.label("identity_external_id"),
+           _IDENTITIES.c.chat_id.label("identity_chat_id"))
+    .select_from(
+        _CONVERSATIONS
+        .outerjoin(_MATCHED_CONVERSATION,
+                   (_MATCHED_CONVERSATION.c.channel == _CONVERSATIONS.c.channel)
+                   & (_MATCHED_CONVERSATION.c.external_id == _CONVERSATIONS.c.user_id))
+        .outerjoin(_CITIZENS, _CITIZENS.c.id == _MATCHED_CONVERSATION.c.citizen_id)
+        .outerjoin(_IDENTITIES, _IDENTITIES.c.citizen_id == _CITIZENS.c.id))
     .where(_CONVERSATIONS.c.channel == bindparam("channel"),
-           _CONVERSATIONS.c.user_id == bindparam("user_id")))
-_LOCK_CONVERSATION = _LOAD_CONVERSATION.with_for_update()
+           _CONVERSATIONS.c.user_id == bindparam("user_id"))
+    .order_by(_IDENTITIES.c.id)
+    .with_for_update(of=_CONVERSATIONS))
 
 
 def utc_now() -> datetime:
@@ -194,9 +216,16 @@ def utc_now() -> datetime:
 
 
 class SqlConversationStore:
-    def __init__(self, session: AsyncSession, clock: Callable[[], datetime] = utc_now) -> None:
+    """Conversations by (channel, user id). With ``citizens``, :meth:`load` also reads the
+    citizen of that identity in the same query (the engine asks for both on every step:
+    one round trip to the database instead of two) and leaves it to
+    ``citizens.by_identity``."""
+
+    def __init__(self, session: AsyncSession, clock: Callable[[], datetime] = utc_now,
+                 citizens: SqlCitizenRepository | None = None) -> None:
         self.session = session
         self.clock = clock
+        self.citizens = citizens
 
     async def load(self, channel: str, user_id: str) -> Conversation:
         """The stored conversation, or a fresh idle one with empty data.
@@ -207,15 +236,17 @@ class SqlConversationStore:
         SQLite needs nothing: the unit holds the database's write lock from its start.
         """
         params = {"channel": channel, "user_id": user_id}
-        if self.session.get_bind().dialect.name != "postgresql":
-            row = (await self.session.execute(_LOAD_CONVERSATION, params)).first()
-        else:
-            row = (await self.session.execute(_LOCK_CONVERSATION, params)).first()
-            if row is None:
-                await self.session.execute(_insert(self.session, _CONVERSATIONS).values(
-                    channel=channel, user_id=user_id, state="idle", data={}, updated_at=None,
-                ).on_conflict_do_nothing())
-                row = (await self.session.execute(_LOCK_CONVERSATION, params)).first()
+        rows = (await self.session.execute(_LOAD_WITH_CITIZEN, params)).all()
+        if not rows and self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(_insert(self.session, _CONVERSATIONS).values(
+                channel=channel, user_id=user_id, state="idle", data={}, updated_at=None,
+            ).on_conflict_do_nothing())
+            rows = (await self.session.execute(_LOAD_WITH_CITIZEN, params)).all()
+        if self.citizens is not None and rows:
+            known = [r for r in rows if r.id is not None]
+            self.citizens.prefetched[(channel, user_id)] = (
+                citizen_from_core(known) if known else None)
+        row = rows[0] if rows else None
         if row is None or row.updated_at is None:  # new (or only just locked on PostgreSQL)
             return Conversation(channel, user_id, "idle", {}, None)
         # JSON is decoded afresh for each query: edits of the draft alias nothing

@@ -193,7 +193,7 @@ class SqlUnitOfWork:
         self._session = session
         self.citizens = SqlCitizenRepository(session)
         self.complaints = _TrackedComplaints(session)
-        self.conversations = SqlConversationStore(session, self._clock)
+        self.conversations = SqlConversationStore(session, self._clock, self.citizens)
         self.outbox = SqlOutbox(session)
         self.surveys = SqlSurveyRepository(session)
         self.deadlines = SqlDeadlineWatch(session)

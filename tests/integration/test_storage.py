@@ -270,6 +270,30 @@ class TestSqlStorage:
             stored_numbers = {c.number for c in await uow.complaints.for_citizen(citizen_id)}
         assert stored_numbers == set(numbers)
 
+    async def test_citizen_read_with_the_conversation_is_current(self, db: Database):
+        """load() reads the citizen of the same identity along (one query per step);
+        by_identity hands it out once, and never after the citizen was written."""
+        citizen = await add_citizen(db, "2002")
+        async with db.uow() as uow:
+            conversation = await uow.conversations.load("telegram", "2002")
+            await uow.conversations.save(conversation)
+            await uow.commit()
+        async with db.uow() as uow:
+            await uow.conversations.load("telegram", "2002")
+            found = await uow.citizens.by_identity("telegram", "2002")
+            assert found == citizen
+            assert found is not None
+            found.language = "en"
+            await uow.citizens.save(found)
+            await uow.conversations.load("telegram", "2002")
+            found.name = "changed in memory only"
+            await uow.citizens.save(found)  # drops what load() read before
+            again = await uow.citizens.by_identity("telegram", "2002")
+            assert again is not None and again.name == "changed in memory only"
+            assert await uow.citizens.by_identity("telegram", "404") is None
+            await uow.conversations.load("telegram", "404")  # no citizen: read as None
+            assert await uow.citizens.by_identity("telegram", "404") is None
+
     async def test_conversation_store_roundtrip(self, db: Database):
         stamps = iter([T0, T0 + timedelta(minutes=1)])
         clocked = Database(db.engine, clock=lambda: next(stamps))
