@@ -1,6 +1,6 @@
 """Broadcast pipeline benchmark: audience counting, materialization, delivery overhead.
 
-    .venv/bin/python bench/broadcast_pipeline.py                      # 100,000 citizens, SQLite + PG
+    .venv/bin/python bench/broadcast_pipeline.py       # 100,000 citizens, SQLite + PG
     .venv/bin/python bench/broadcast_pipeline.py --citizens 20000 --deliver 5000 --no-postgres
 
 For each database (SQLite; PostgreSQL when its binaries are installed, via
