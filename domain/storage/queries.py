@@ -7,7 +7,8 @@ queries know nothing of calendars or time zones.
 Full-text search is a substring match over the complaint's text, number and address with
 ``%``, ``_`` and ``\\`` escaped: ``ILIKE`` on PostgreSQL, ``LIKE`` on SQLite. Both fold
 case for ASCII only (PostgreSQL under the C locale), so the term is also tried lower-cased,
-capitalised and upper-cased: "вода" finds "Вода" and "ВОДА" (not "вОДа").
+capitalised and upper-cased: "вода" finds "Вода" and "ВОДА" (not "вОДа"). On SQLite a term
+without ASCII letters is matched with ``instr()`` (the same result, less work per row).
 """
 
 from __future__ import annotations
@@ -121,6 +122,9 @@ def _search(term: str, dialect: str) -> Any:
     patterns = [f"%{escape_like(v)}%" for v in variants]
     if dialect == "postgresql":
         return or_(*(c.ilike(p, escape="\\") for p in patterns for c in columns))
+    if not any("a" <= ch.lower() <= "z" for ch in term):
+        # LIKE folds ASCII letters only: without any, instr() finds the same, twice as fast
+        return or_(*(func.instr(c, v) > 0 for v in variants for c in columns))
     return or_(*(c.like(p, escape="\\") for p in patterns for c in columns))
 
 
@@ -191,9 +195,11 @@ async def register_page(session: AsyncSession, flt: ComplaintFilter, now: dateti
                         ).select_from(ComplaintRow).where(*where)
     total, overdue = (await session.execute(counts)).one()
     capped = total > SEARCH_COUNT_CAP
-    query = register_select(flt, sort or Sort(), dialect)
-    result = await session.execute(query.limit(per_page).offset((page - 1) * per_page))
-    rows = [RegisterRow(*r) for r in result]
+    rows: list[RegisterRow] = []
+    if capped or (page - 1) * per_page < total:  # else the page is empty: no second scan
+        query = register_select(flt, sort or Sort(), dialect)
+        result = await session.execute(query.limit(per_page).offset((page - 1) * per_page))
+        rows = [RegisterRow(*r) for r in result]
     return RegisterPage(rows, min(int(total), SEARCH_COUNT_CAP), int(overdue), page, per_page,
                         capped)
 
