@@ -27,6 +27,7 @@ from typing import Any
 from vkbottle import API, Bot
 from vkbottle.polling import BotPolling
 
+from bots.dedup import RecentIds
 from bots.receipt import REPLY_GRACE, Receipt, receipt_for
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,9 @@ class SettledPolling(DataDirPolling):
         self._batches: deque[_Batch] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
+        # polling restarted after an error resumes from the saved ts, which may lie
+        # before events this process has taken already (in flight, or settled since)
+        self._taken = RecentIds(10_000)
 
     async def run(self, bot: Bot) -> None:
         """Fetch events and hand each to ``bot``'s handlers in its own task, forever
@@ -76,6 +80,9 @@ class SettledPolling(DataDirPolling):
             batch = _Batch()
             self._batches.append(batch)
             for update in event.get("updates", []):
+                event_id = update.get("event_id")
+                if isinstance(event_id, str) and event_id and not self._taken.add(event_id):
+                    continue
                 batch.open += 1
                 receipt = Receipt(lambda b=batch: self._settled(b), grace=self.grace)
                 task = receipt_for(self._handle(bot, update), receipt)

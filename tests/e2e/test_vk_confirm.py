@@ -94,3 +94,28 @@ async def test_the_ts_follows_handled_events_in_order(tmp_path: Path) -> None:
         gate.set()
         await vk.wait_for(lambda: saved_ts(tmp_path) == vk.world.next_ts)
         await life.kill()
+
+
+async def test_polling_restarted_in_the_same_process_does_not_take_an_event_twice(
+        tmp_path: Path) -> None:
+    """``serve_vk`` restarts polling after an error; it resumes from the saved ts, before
+    an event still in flight, which must not be handled a second time."""
+    async with FakeVK(group_id=GROUP_ID) as vk:
+        vk.add_user(ANNA)
+        vk.add_user(BORIS)
+        gate = asyncio.Event()
+        life = Life(vk, tmp_path, {ANNA: gate})
+        await vk.wait_polling()
+        vk.send_text(ANNA, "у нас нет воды")
+        await vk.wait_for(lambda: life.handled == ["у нас нет воды"])
+        life.polling.stop()
+        life.task.cancel()
+        await asyncio.gather(life.task, return_exceptions=True)
+        life.task = asyncio.create_task(life.polling.run(life.bot))  # polling again
+        vk.send_text(BORIS, "и у нас")  # comes after Anna's, from the saved ts on
+        await vk.wait_for(lambda: "и у нас" in life.handled)
+        gate.set()
+        await vk.wait_for(lambda: not life.polling.tasks)
+        await vk.wait_for(lambda: saved_ts(tmp_path) == vk.world.next_ts)
+        await life.kill()
+    assert life.handled == ["у нас нет воды", "и у нас"]
