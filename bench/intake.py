@@ -121,19 +121,6 @@ async def measure(title: str, echo: load.Deployment, tsur: load.Deployment,
             "tsur": med[("tsur", "sat")]}
 
 
-async def create_sequence(url: str) -> None:
-    from sqlalchemy import text
-
-    from domain.storage import create_engine
-
-    engine = create_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("CREATE SEQUENCE bench_complaint_numbers START 500000"))
-    finally:
-        await engine.dispose()
-
-
 def next_block(n: int) -> int:
     first = next(UIDS)
     for _ in range(n - 1):
@@ -146,7 +133,8 @@ async def sqlite_setup(args: argparse.Namespace, tmp: Path) -> dict[str, object]
     await upgrade_async(url)
     echo = await load.start("echo-polling", "echo", "polling", 1, profile_dir=args.profile)
     tsur = await load.start("tsur-sqlite", "tsur", "polling", 1, db=url, data_dir=str(tmp),
-                            nlu=args.nlu, profile_dir=args.profile, pool_size=args.pool_size)
+                            nlu=args.nlu, profile_dir=args.profile, pool_size=args.pool_size,
+                            recheck=args.what_if_recheck)
     try:
         found = await measure("SQLite, 1 process, long polling (serve_telegram)", echo, tsur,
                               args)
@@ -169,13 +157,11 @@ async def postgres_setup(args: argparse.Namespace, tmp: Path,
     try:
         url = await asyncio.to_thread(server.create_database, "intake")
         await upgrade_async(url)
-        if args.what_if_sequence:
-            await create_sequence(url)
         w = args.workers
         echo = await load.start("echo-webhook", "echo", "webhook", w, profile_dir=args.profile)
         tsur = await load.start("tsur-pg", "tsur", "webhook", w, db=url, data_dir=str(tmp),
                                 nlu=args.nlu, profile_dir=args.profile,
-                                pool_size=args.pool_size, sequence=args.what_if_sequence)
+                                pool_size=args.pool_size)
         tsur.pg_database = "intake"
         try:
             found = await measure(
@@ -215,9 +201,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=4, help="PostgreSQL worker processes")
     p.add_argument("--nlu", choices=["keyword", "embedded"], default="keyword")
     p.add_argument("--steps", action="store_true", help="tsur latency by dialogue step")
-    p.add_argument("--what-if-sequence", action="store_true",
-                   help="what-if, not the product: PostgreSQL complaint numbers from a "
-                        "sequence instead of the counter row locked until commit")
+    p.add_argument("--what-if-recheck", type=float, default=0.0,
+                   help="what-if, not the product: seconds between the SQLite set-up's "
+                        "long-poll fetches while updates are in flight (product: 0.1)")
     p.add_argument("--no-sqlite", action="store_true")
     p.add_argument("--no-postgres", action="store_true")
     p.add_argument("--profile", default="", help="directory for cProfile stats of the bots")

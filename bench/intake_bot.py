@@ -59,8 +59,8 @@ async def tsur_system(args: argparse.Namespace) -> tuple[Any, Any]:
         classifier = KeywordClassifier(load_catalogue(settings.catalogue))
     if args.pool_size:
         what_if_pool(args.pool_size)
-    if args.what_if_sequence:
-        what_if_sequence()
+    if args.what_if_recheck:
+        what_if_recheck(args.what_if_recheck)
     system = bootstrap(settings, classifier=classifier)
     return system, build_dispatcher(system.engine)
 
@@ -77,20 +77,14 @@ def what_if_pool(size: int) -> None:
         uow.create_async_engine, pool_size=size, max_overflow=0)
 
 
-def what_if_sequence() -> None:
-    """A what-if, not the product: complaint numbers from a PostgreSQL sequence
-    (``bench_complaint_numbers``, created by the harness), which holds no row lock until
-    commit, instead of the per-year counter row upserted at the start of registration."""
-    from sqlalchemy import text
+def what_if_recheck(seconds: float) -> None:
+    """A what-if, not the product: the confirming long poll (bots/telegram/polling.py)
+    fetches new updates every ``seconds`` while others are in flight (0.1 s in the
+    product), to size how much of the latency and throughput that cadence costs."""
+    from bots.telegram.polling import ConfirmingPolling
 
-    from domain.storage.repositories import SqlComplaintRepository
-
-    async def next_number(self: SqlComplaintRepository, year: int) -> str:
-        value = (await self.session.execute(
-            text("SELECT nextval('bench_complaint_numbers')"))).scalar_one()
-        return f"{year}-{value:06d}"
-
-    SqlComplaintRepository.next_number = next_number  # type: ignore[method-assign]
+    init = ConfirmingPolling.__init__
+    init.__kwdefaults__ = {**(init.__kwdefaults__ or {}), "recheck": seconds}
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -159,8 +153,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--nlu", default="keyword", choices=["keyword", "embedded"])
     p.add_argument("--profile", default="")
     p.add_argument("--pool-size", type=int, default=0, help="what-if: SQL pool size")
-    p.add_argument("--what-if-sequence", action="store_true",
-                   help="what-if: complaint numbers from a PostgreSQL sequence")
+    p.add_argument("--what-if-recheck", type=float, default=0.0,
+                   help="what-if: seconds between long-poll fetches while updates are in "
+                        "flight")
     return p.parse_args()
 
 

@@ -131,7 +131,7 @@ def postgres_cpu(database: str) -> float:
 async def start(name: str, kind: str, delivery: str, workers: int, *, db: str = "",
                 data_dir: str = "var", nlu: str = "keyword",
                 profile_dir: str = "", pool_size: int = 0,
-                sequence: bool = False) -> Deployment:
+                recheck: float = 0.0) -> Deployment:
     tg = FakeTelegram()
     await tg.__aenter__()
     recorder = Recorder()
@@ -143,8 +143,8 @@ async def start(name: str, kind: str, delivery: str, workers: int, *, db: str = 
                "--db", db, "--data-dir", data_dir, "--nlu", nlu]
         if pool_size:
             cmd += ["--pool-size", str(pool_size)]
-        if sequence:
-            cmd += ["--what-if-sequence"]
+        if recheck:
+            cmd += ["--what-if-recheck", str(recheck)]
         if profile_dir:
             cmd += ["--profile", str(Path(profile_dir) / f"{name}-{i}.prof")]
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
