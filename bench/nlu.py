@@ -5,9 +5,9 @@
 
 Prints, side by side (macro F1 / accuracy over sectors):
   (a) the shipped model (trained only on dialogue/classifiers/data/nlu.yml) on every row;
-  (b) our pipeline retrained with k-fold stratified cross-validation (shipped examples,
-      weighted SHIPPED_WEIGHT, + the training folds: ``fit_region``, as ``tsur nlu train
-      --data`` does), scored on the held-out folds;
+  (b) our pipeline retrained with k-fold stratified cross-validation (shipped examples
+      + the training folds: ``fit_region``, as ``tsur nlu train --data`` does), scored on
+      the held-out folds;
   (c) a plain TF-IDF + logistic-regression baseline on the same folds (scikit-learn
       defaults, and (c') with balanced class weights);
 plus training time, classification latency and memory. Latency is measured one text at a time
