@@ -148,7 +148,7 @@ class SqlComplaintRepository:
         rolled back may leave a gap.
 
         PostgreSQL: from the year's sequence ``complaint_number_<year>``, made on first use
-        (see :func:`_create_number_sequence`). A sequence hands out numbers without locking
+        (see :func:`_number_from_new_sequence`). A sequence hands out numbers without locking
         anything, where the counter row stayed locked from the number to the commit and
         made concurrent registrations queue (bench/intake.py). SQLite: a per-year counter
         row; the unit already holds the database's only write lock, so it costs nothing
