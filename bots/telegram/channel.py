@@ -14,7 +14,6 @@ import logging
 from typing import Protocol
 
 from aiogram import Bot, Dispatcher, F, Router
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ChatType, ParseMode
 from aiogram.exceptions import TelegramAPIError
@@ -29,6 +28,7 @@ from dialogue.messages import IncomingMessage, OutgoingMessage
 from .messenger import TelegramMessenger
 from .polling import POLL_TIMEOUT, ConfirmingPolling
 from .render import escape
+from .session import TsurSession
 from .translate import incoming_from_callback, incoming_from_message, language_hint
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,8 @@ def build_dispatcher(engine: DialogueEngine) -> Dispatcher:
 
 def make_bot(token: str, api_url: str | None = None) -> Bot:
     """A Bot on the public Bot API, or on ``api_url`` (a local server, a test fake)."""
-    session = AiohttpSession(api=TelegramAPIServer.from_base(api_url)) if api_url else None
+    session = (TsurSession(api=TelegramAPIServer.from_base(api_url)) if api_url
+               else TsurSession())
     return Bot(token, session=session)
 
 

@@ -13,7 +13,8 @@ and keeps fetching. While updates are in flight a ``getUpdates`` returns them ag
 once (they are not confirmed), so the loop does not poll in a tight circle: it fetches
 again when everything in flight has settled, or after :data:`RECHECK` seconds (to take
 in other citizens' new updates while one is slow; doubling up to :data:`MAX_RECHECK`
-while those fetches bring nothing new), and skips the updates it already runs. One
+while those fetches bring nothing new), and skips the updates it already runs (with
+:class:`~bots.telegram.session.TsurSession`, before they are parsed). One
 citizen's updates run one after another, in order (their replies too).
 
 Why not an inbox table written before confirming: that would be a second copy of every
@@ -37,6 +38,8 @@ from aiogram.types import Update
 from aiogram.utils.backoff import Backoff, BackoffConfig
 
 from bots.receipt import REPLY_GRACE, Receipt, receipt_for
+
+from .session import skip_updates_through
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +149,10 @@ class ConfirmingPolling:
         offset = self.offset
         method = GetUpdates(offset=offset or None, timeout=timeout,
                             allowed_updates=self.allowed_updates)
-        updates = await self.bot(method, request_timeout=int(self.bot.session.timeout
-                                                             + timeout))
+        # the updates already taken come back until confirmed: not worth parsing again
+        with skip_updates_through(self._highest):
+            updates = await self.bot(method, request_timeout=int(self.bot.session.timeout
+                                                                 + timeout))
         self.confirmed = max(self.confirmed, offset)
         return updates
 

@@ -1,0 +1,80 @@
+"""aiogram's HTTP session, with the per-request costs that do not depend on the request
+taken out.
+
+aiogram's ``check_response`` spells the response model as ``Response[T]`` for every
+reply Telegram sends; pydantic answers that from a cache, but the cache key hashes the
+typing form of ``T`` (a union of a dozen message types for most methods), which cost
+more CPU than the validation itself. :class:`TsurSession` keeps one model per returned
+type. Anything but a successful answer goes to aiogram's own ``check_response``, so
+errors (flood waits, 403 from a citizen who blocked the bot…) are raised exactly as
+aiogram raises them.
+
+``getUpdates`` hands out again every update not yet confirmed, and the confirming poller
+(:mod:`bots.telegram.polling`) confirms late on purpose, so while updates are in flight
+most of a batch is updates it already runs. Within :func:`skip_updates_through` the
+session drops those from the JSON before pydantic builds objects of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.exceptions import ClientDecodeError
+from aiogram.methods import GetUpdates, Response, TelegramMethod
+from aiogram.methods.base import TelegramType
+from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from aiogram import Bot
+
+_taken_through: contextvars.ContextVar[int] = contextvars.ContextVar(
+    "tsur_updates_taken_through", default=0)
+
+
+@contextlib.contextmanager
+def skip_updates_through(update_id: int) -> Iterator[None]:
+    """Within it, ``getUpdates`` answers leave out updates with ids ≤ ``update_id``."""
+    token = _taken_through.set(update_id)
+    try:
+        yield
+    finally:
+        _taken_through.reset(token)
+
+
+class TsurSession(AiohttpSession):
+    """An :class:`AiohttpSession` that parses successful answers more cheaply."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._response_types: dict[type, type[Response[Any]]] = {}  # by method class
+
+    def _response_type(self, method: TelegramMethod[Any]) -> type[Response[Any]]:
+        found = self._response_types.get(type(method))
+        if found is None:
+            found = Response[method.__returning__]  # type: ignore[name-defined]
+            self._response_types[type(method)] = found
+        return found
+
+    def check_response(self, bot: Bot, method: TelegramMethod[TelegramType],
+                       status_code: int, content: str) -> Response[TelegramType]:
+        try:
+            data = self.json_loads(content)
+        except Exception:  # aiogram raises its own error for it
+            return super().check_response(bot, method, status_code, content)
+        if not (200 <= status_code < 300 and isinstance(data, dict) and data.get("ok")):
+            return super().check_response(bot, method, status_code, content)
+        through = _taken_through.get()
+        if through and isinstance(method, GetUpdates) and isinstance(data.get("result"), list):
+            data["result"] = [u for u in data["result"]
+                              if not (isinstance(u, dict)
+                                      and isinstance(u.get("update_id"), int)
+                                      and u["update_id"] <= through)]
+        try:
+            return self._response_type(method).model_validate(
+                data, context={"bot": bot})
+        except ValidationError as exc:
+            raise ClientDecodeError("Failed to deserialize object", exc, data) from exc
