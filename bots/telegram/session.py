@@ -5,9 +5,11 @@ aiogram's ``check_response`` spells the response model as ``Response[T]`` for ev
 reply Telegram sends; pydantic answers that from a cache, but the cache key hashes the
 typing form of ``T`` (a union of a dozen message types for most methods), which cost
 more CPU than the validation itself. :class:`TsurSession` keeps one model per returned
-type. Anything but a successful answer goes to aiogram's own ``check_response``, so
-errors (flood waits, 403 from a citizen who blocked the bot…) are raised exactly as
-aiogram raises them.
+type, and sends parameters as one JSON body (which the Bot API accepts) rather than
+aiogram's form fields, each encoded on its own and then assembled — a request that
+uploads a file still goes aiogram's way. Anything but a successful answer goes to
+aiogram's own ``check_response``, so errors (flood waits, 403 from a citizen who blocked
+the bot…) are raised exactly as aiogram raises them.
 
 ``getUpdates`` hands out again every update not yet confirmed, and the confirming poller
 (:mod:`bots.telegram.polling`) confirms late on purpose, so while updates are in flight
@@ -20,12 +22,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.exceptions import ClientDecodeError
+from aiogram.exceptions import ClientDecodeError, TelegramNetworkError
 from aiogram.methods import GetUpdates, Response, TelegramMethod
 from aiogram.methods.base import TelegramType
+from aiohttp import ClientError
 from pydantic import ValidationError
 
 if TYPE_CHECKING:
@@ -58,6 +61,33 @@ class TsurSession(AiohttpSession):
             found = Response[method.__returning__]  # type: ignore[name-defined]
             self._response_types[type(method)] = found
         return found
+
+    async def make_request(self, bot: Bot, method: TelegramMethod[TelegramType],
+                           timeout: int | None = None) -> TelegramType:
+        files: dict[str, Any] = {}
+        params: dict[str, Any] = {}
+        for key, value in method.model_dump(warnings=False).items():
+            prepared = self.prepare_value(value, bot=bot, files=files, _dumps_json=False)
+            if prepared is not None:
+                params[key] = prepared
+        if files:  # an upload: multipart form, as aiogram builds it
+            return await super().make_request(bot, method, timeout)
+        session = await self.create_session()
+        url = self.api.api_url(token=bot.token, method=method.__api_method__)
+        try:
+            async with session.post(
+                    url, data=self.json_dumps(params),
+                    headers={"Content-Type": "application/json"},
+                    timeout=self.timeout if timeout is None else timeout) as resp:
+                content = await resp.text()
+        except TimeoutError as exc:
+            raise TelegramNetworkError(method=method, message="Request timeout error") from exc
+        except ClientError as exc:
+            raise TelegramNetworkError(method=method,
+                                       message=f"{type(exc).__name__}: {exc}") from exc
+        response = self.check_response(bot=bot, method=method, status_code=resp.status,
+                                       content=content)
+        return cast(TelegramType, response.result)
 
     def check_response(self, bot: Bot, method: TelegramMethod[TelegramType],
                        status_code: int, content: str) -> Response[TelegramType]:

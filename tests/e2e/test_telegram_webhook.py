@@ -22,6 +22,7 @@ from domain.calendar import WorkingCalendar
 from domain.storage import Database, sqlite_url, upgrade_async
 from tests.fakes.dialogue import FixedClock, catalogue
 from tests.fakes.telegram import FakeTelegram
+from tests.fakes.telegram_checks import as_json
 
 USER = 5005101
 SECRET = "s3cret_Token-for-tsur"
@@ -115,7 +116,7 @@ async def test_start_up_sets_the_webhook_with_our_url_secret_and_update_types(
     [call] = hooked.tg.calls_of("setWebhook")
     assert call.params["url"] == PUBLIC_URL
     assert call.params["secret_token"] == SECRET
-    assert json.loads(call.params["allowed_updates"]) == [
+    assert as_json(call.params["allowed_updates"], "allowed_updates") == [
         "message", "edited_message", "callback_query"]
     assert call.params.get("drop_pending_updates") in (None, "false", "False", False)
     assert hooked.tg.world.webhook_url == PUBLIC_URL
