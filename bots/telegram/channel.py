@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import Protocol
 
-from aiogram import Bot, Dispatcher, F, Router
+from aiogram import Bot, Dispatcher, Router
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ChatType, ParseMode
 from aiogram.exceptions import TelegramAPIError
@@ -47,6 +47,20 @@ class DialogueEngine(Protocol):
         ...
 
 
+async def in_private(message: Message) -> bool:
+    return message.chat.type == ChatType.PRIVATE
+
+
+async def in_group(message: Message) -> bool:
+    return message.chat.type in _GROUPS
+
+
+async def pressed_in_private(query: CallbackQuery) -> bool:
+    """A button under a message in a private chat (not an inline-mode one, which has no
+    message, nor one in a group)."""
+    return query.message is not None and query.message.chat.type == ChatType.PRIVATE
+
+
 class TelegramChannel:
     """The handlers; one instance per dispatcher. Messengers are made per bot, lazily."""
 
@@ -54,14 +68,14 @@ class TelegramChannel:
         self.engine = engine
         self._messengers: dict[int, TelegramMessenger] = {}
         self.router = Router(name="tsur-citizens")
-        private = F.chat.type == ChatType.PRIVATE
-        self.router.message.register(self.on_message, private)
-        self.router.edited_message.register(self.on_message, private)
+        # Filters are coroutine functions, not magic filters (``F.chat.type == …``): aiogram
+        # runs a synchronous filter in a thread (``asyncio.to_thread``), a thread hop per
+        # update that cost more CPU than the rest of the routing.
+        self.router.message.register(self.on_message, in_private)
+        self.router.edited_message.register(self.on_message, in_private)
         # buttons in groups (the back office) are left to the routers that own them
-        self.router.callback_query.register(self.on_callback,
-                                            F.message.chat.type == ChatType.PRIVATE)
-        self.router.message.register(self.on_group_start, F.chat.type.in_(_GROUPS),
-                                     CommandStart())
+        self.router.callback_query.register(self.on_callback, pressed_in_private)
+        self.router.message.register(self.on_group_start, in_group, CommandStart())
 
     def messenger(self, bot: Bot) -> TelegramMessenger:
         found = self._messengers.get(id(bot))
