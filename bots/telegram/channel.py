@@ -130,7 +130,9 @@ class TelegramChannel:
 
 def build_dispatcher(engine: DialogueEngine) -> Dispatcher:
     """A dispatcher with the citizens' router; include more routers before polling."""
-    dp = Dispatcher(name="tsur-telegram")
+    # aiogram's FSM is off: the conversation lives in the core's store (see the module
+    # doc), and its middleware would look up an unused state for every update
+    dp = Dispatcher(name="tsur-telegram", disable_fsm=True)
     dp.include_router(TelegramChannel(engine).router)
     return dp
 
