@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from vkbottle import API, AiohttpClient, Bot, GroupEventType
 from vkbottle.api.request_rescheduler import ABCRequestRescheduler
-from vkbottle.bot import Message, MessageEvent
+from vkbottle.bot import Message
 
 from bots.receipt import persisted
 from dialogue.engine import KeyedLocks
@@ -52,6 +53,28 @@ class GiveUpRescheduler(ABCRequestRescheduler):
         raise VkUnavailableError(f"{method}: VK answered with no JSON")
 
 
+@dataclass(frozen=True)
+class ButtonPress:
+    """The parts of a ``message_event`` the channel uses; the payload as VK sent it (an
+    object, or anything a forger put there: :func:`incoming_from_event` copes)."""
+
+    user_id: int
+    peer_id: int
+    event_id: str
+    payload: Any
+
+    @classmethod
+    def of(cls, event: Any) -> ButtonPress | None:
+        obj = event.get("object") if isinstance(event, dict) else None
+        if not isinstance(obj, dict):
+            return None
+        user_id, peer_id, event_id = obj.get("user_id"), obj.get("peer_id"), obj.get("event_id")
+        if (type(user_id) is not int or type(peer_id) is not int
+                or not isinstance(event_id, str) or not event_id):
+            return None
+        return cls(user_id, peer_id, event_id, obj.get("payload"))
+
+
 class VkChannel:
     """The handlers; one instance per bot."""
 
@@ -63,7 +86,9 @@ class VkChannel:
 
     def register(self, bot: Bot) -> None:
         bot.on.message()(self.on_message)
-        bot.on.raw_event(GroupEventType.MESSAGE_EVENT, dataclass=MessageEvent)(self.on_event)
+        # raw: vkbottle's model refuses a payload that is not an object before any handler
+        # runs, and the citizen's spinner would never stop
+        bot.on.raw_event(GroupEventType.MESSAGE_EVENT, dataclass=dict)(self.on_event)
 
     async def on_message(self, message: Message) -> None:
         peer = message.peer_id
@@ -72,24 +97,28 @@ class VkChannel:
         await self._converse(peer, lambda: incoming_from_message(
             message, self.messenger.take_choices(peer)))
 
-    async def on_event(self, event: MessageEvent) -> None:
+    async def on_event(self, event: dict[str, Any]) -> None:
+        """A pressed callback button; ``event`` is the raw ``message_event`` update."""
+        press = ButtonPress.of(event)
+        if press is None:
+            log.info("vk: a message_event without user, peer or event id: %.200r", event)
+            return
         # Answered at once and unconditionally (the citizen's spinner stops whatever
         # happens next), but in the background: the press must queue for the peer's lock
         # before any later message does.
-        self._spawn(self._answer(event))
-        peer = event.peer_id
-        if not is_private(peer):
+        self._spawn(self._answer(press))
+        if not is_private(press.peer_id):
             return
-        await self._converse(peer, lambda: incoming_from_event(
-            event.user_id, peer, event.payload))
+        await self._converse(press.peer_id, lambda: incoming_from_event(
+            press.user_id, press.peer_id, press.payload))
 
-    async def _answer(self, event: MessageEvent) -> None:
+    async def _answer(self, press: ButtonPress) -> None:
         try:
             await self.messenger.call("messages.sendMessageEventAnswer", {
-                "event_id": event.event_id, "user_id": event.user_id,
-                "peer_id": event.peer_id})
+                "event_id": press.event_id, "user_id": press.user_id,
+                "peer_id": press.peer_id})
         except Exception as exc:
-            log.info("vk: could not answer event %s: %r", event.event_id, exc)
+            log.info("vk: could not answer event %s: %r", press.event_id, exc)
 
     async def _converse(self, peer: int, translate: Any) -> None:
         task = asyncio.current_task()

@@ -149,3 +149,20 @@ async def test_a_citizen_always_gets_an_answer(harness: Harness, text: str, user
     await harness.channel.drain(timeout=10)
     sent = [s for s in harness.vk.world.sent if s.peer_id == user][before:]
     assert sent, f"no answer to {text[:80]!r}"
+
+
+@pytest.mark.parametrize("payload", ["", "not json", "[1, 2]", 7, ["p"]])
+async def test_a_press_whose_payload_is_no_object_is_answered(harness: Harness,
+                                                              payload: Any) -> None:
+    """vkbottle's own model refuses such a payload before any handler runs: the channel
+    reads the raw event, stops the citizen's spinner and answers the press as stale."""
+    user = CITIZENS[0]
+    before = len([s for s in harness.vk.world.sent if s.peer_id == user])
+    answered = len(harness.vk.calls_of("messages.sendMessageEventAnswer"))
+    event = {"group_id": 1, "type": "message_event", "event_id": f"e{next(_ids)}",
+             "v": "5.199", "object": {"user_id": user, "peer_id": user,
+                                      "event_id": f"ev{next(_ids)}", "payload": payload}}
+    await harness.bot.router.route(event, harness.api)
+    await harness.channel.drain(timeout=10)
+    assert len(harness.vk.calls_of("messages.sendMessageEventAnswer")) == answered + 1
+    assert [s for s in harness.vk.world.sent if s.peer_id == user][before:], "no answer"

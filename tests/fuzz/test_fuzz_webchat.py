@@ -83,7 +83,8 @@ frames = st.one_of(
     st.sampled_from(["", "{", "null", "[]", "{\"type\": NaN}", "{\"type\":\"text\",\"text\":"
                      "\"\\ud800\"}", "\ufeff{}", "{\"type\":\"location\",\"latitude\":NaN,"
                      "\"longitude\":Infinity}", "1e999999"]),
-)
+).filter(lambda raw: len(raw.encode("utf-8", "surrogatepass")) < MAX_FRAME_BYTES)
+# (a frame over the limit closes the socket with 1009 by design: tested on its own below)
 
 
 async def answers(ws: Any, barrier: str) -> list[dict[str, Any]]:
