@@ -26,34 +26,24 @@ COMPLAINT_FIELDS = (
 
 
 def citizen_from_row(row: CitizenRow) -> Citizen:
-    consent = None
-    if row.consent_given_at is not None and row.consent_version is not None:
-        consent = Consent(row.consent_given_at, row.consent_version)
-    return Citizen(
-        identities=[Identity(i.channel, i.external_id, i.chat_id) for i in row.identities],
-        language=row.language,
-        name=row.name,
-        phone=row.phone,
-        consent=consent,
-        subscribed_municipality=row.subscribed_municipality,
-        subscribed_sectors=list(row.subscribed_sectors or []),
-        reachable=row.reachable,
-        broadcast_opt_out=row.broadcast_opt_out,
-        created_at=row.created_at,
-        id=row.id,
-    )
+    return _citizen(row, [Identity(i.channel, i.external_id, i.chat_id)
+                          for i in row.identities])
 
 
 def citizen_from_core(rows: Sequence[Row[Any]]) -> Citizen:
     """A citizen from Core rows of ``citizens`` joined with each of its identities
     (``identity_channel``, ``identity_external_id``, ``identity_chat_id``)."""
-    row = rows[0]
+    return _citizen(rows[0], [Identity(r.identity_channel, r.identity_external_id,
+                                       r.identity_chat_id) for r in rows])
+
+
+def _citizen(row: Any, identities: list[Identity]) -> Citizen:
+    """The citizen of a ``citizens`` row (ORM or Core) with its identities."""
     consent = None
     if row.consent_given_at is not None and row.consent_version is not None:
         consent = Consent(row.consent_given_at, row.consent_version)
     return Citizen(
-        identities=[Identity(r.identity_channel, r.identity_external_id, r.identity_chat_id)
-                    for r in rows],
+        identities=identities,
         language=row.language,
         name=row.name,
         phone=row.phone,
