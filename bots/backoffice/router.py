@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, Message, User
@@ -69,9 +69,16 @@ class Backoffice:
         self.chat_id = chat_id
         self.operators = dict(operators)
         self.router = Router(name="tsur-backoffice")
-        self.router.message.register(self.on_message, F.chat.id == chat_id)
-        self.router.callback_query.register(self.on_callback, F.message.chat.id == chat_id)
+        # coroutine filters: aiogram runs a plain (magic) filter in a worker thread
+        self.router.message.register(self.on_message, self._in_backoffice)
+        self.router.callback_query.register(self.on_callback, self._pressed_in_backoffice)
         self.router.shutdown.register(self.photos.close)
+
+    async def _in_backoffice(self, message: Message) -> bool:
+        return message.chat.id == self.chat_id
+
+    async def _pressed_in_backoffice(self, query: CallbackQuery) -> bool:
+        return query.message is not None and query.message.chat.id == self.chat_id
 
     # --- messages ----------------------------------------------------------------------------
     async def on_message(self, message: Message, bot: Bot) -> None:
