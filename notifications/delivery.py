@@ -246,7 +246,7 @@ class DeliveryWorker:
             slot = await self.send_window.acquire(first.chat_id) if self.send_window else None
             await self._window.acquire()
             previous = self._last.get(first.chat_id)
-            task = asyncio.create_task(self._send_unit(unit, token, previous, slot))
+            task = asyncio.create_task(self._send_unit(unit, token, previous, slot, deadline))
             self._last[first.chat_id] = task
             self._tasks.add(task)
             task.add_done_callback(functools.partial(self._forget, first.chat_id))
@@ -276,11 +276,16 @@ class DeliveryWorker:
         return False
 
     async def _send_unit(self, unit: list[OutboxMessage], token: str,
-                         previous: asyncio.Task[None] | None, slot: Slot | None) -> None:
+                         previous: asyncio.Task[None] | None, slot: Slot | None,
+                         deadline: datetime) -> None:
         try:
             if previous is not None and not previous.done():
                 await asyncio.wait([previous])  # the chat's earlier message goes first
-            if len(unit) > 1:
+            if self.clock() > deadline:
+                # the windows or the chat's earlier message kept it past the lease's margin:
+                # another claim may hold it by now, so it is given back, not sent
+                self._record(*(Outcome(m, token) for m in unit))
+            elif len(unit) > 1:
                 await self._deliver_many(unit, token)
             elif not self._skip(unit[0], token):
                 await self.deliver(unit[0], token)
