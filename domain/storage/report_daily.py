@@ -45,6 +45,7 @@ from domain.storage.reports import (
     Tally,
     ranked,
     rating_line,
+    roll_up,
 )
 from domain.storage.reports import (
     ratings as direct_ratings,
@@ -317,13 +318,7 @@ async def ratings(session: AsyncSession, period: Period, now: datetime, *,
                 live[key].add(agg)
     for key, agg in live.items():
         groups[key].add(agg)
-    by_agency: dict[str | None, Agg] = defaultdict(Agg)
-    by_municipality: dict[str | None, Agg] = defaultdict(Agg)
-    total = Agg()
-    for (agency, municipality), agg in groups.items():
-        by_agency[agency].add(agg)
-        by_municipality[municipality].add(agg)
-        total.add(agg)
+    by_agency, by_municipality, total = roll_up(groups, Agg)
     dims: list[tuple[str, dict[str | None, Agg]]] = [
         ("agency", by_agency), ("municipality", by_municipality), ("total", {None: total})]
     for dim, aggs in dims:

@@ -13,11 +13,11 @@ Satisfaction comes from a pluggable :class:`SatisfactionSource`; the default rea
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from statistics import median
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import (
     Integer,
@@ -264,13 +264,7 @@ async def ratings(session: AsyncSession, period: Period, now: datetime, *,
     for key, (surveyed, solved, rated, rating_sum) in (found or {}).items():
         t = groups.setdefault(key, Tally())
         t.surveyed, t.solved, t.rated, t.rating_sum = surveyed, solved, rated, rating_sum
-    by_agency: dict[str | None, Tally] = defaultdict(Tally)
-    by_municipality: dict[str | None, Tally] = defaultdict(Tally)
-    total = Tally()
-    for (agency, municipality), t in groups.items():
-        by_agency[agency].add(t)
-        by_municipality[municipality].add(t)
-        total.add(t)
+    by_agency, by_municipality, total = roll_up(groups, Tally)
     return Ratings(period,
                    ranked(rating_line(k, t, min_complaints) for k, t in by_agency.items()),
                    ranked(rating_line(k, t, min_complaints) for k, t in by_municipality.items()),
@@ -351,3 +345,23 @@ async def other_texts(session: AsyncSession, period: Period, limit: int = 3000) 
     query = (select(c.text).where(*in_period(period), c.sector == "other")
              .order_by(c.created_at.desc()).limit(limit))
     return list(await session.scalars(query))
+
+
+class Summable(Protocol):
+    def add(self, other: Any, /) -> None: ...
+
+
+S = TypeVar("S", bound=Summable)
+
+
+def roll_up(groups: Mapping[Key, S], make: Callable[[], S]
+            ) -> tuple[dict[str | None, S], dict[str | None, S], S]:
+    """Sums of ``(agency, municipality)`` groups per agency, per municipality, and in all."""
+    by_agency: dict[str | None, S] = defaultdict(make)
+    by_municipality: dict[str | None, S] = defaultdict(make)
+    total = make()
+    for (agency, municipality), value in groups.items():
+        by_agency[agency].add(value)
+        by_municipality[municipality].add(value)
+        total.add(value)
+    return by_agency, by_municipality, total
