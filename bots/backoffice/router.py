@@ -23,31 +23,22 @@ from aiogram.types import CallbackQuery, Message, User
 from bots.telegram.render import escape, inline_keyboard
 from dialogue.messages import Button
 from domain.catalogue import Catalogue
-from domain.complaint import TRANSITIONS, Complaint, IllegalTransition, Status
+from domain.complaint import Complaint, IllegalTransition, Status
 from domain.ports import Conversation
-from domain.services import (
-    NotFound,
-    answer_complaint,
-    change_status,
-    reclassify,
-    relay_operator_message,
-)
+from domain.services import change_status, reclassify
 from domain.storage.topics import SqlTopicStore
 from domain.storage.uow import Database, SqlUnitOfWork
 
 from .card import Action, data, parse
 from .operator_photo import SEEN, SEEN_KEPT, relay_photo
-from .operators import may_change
 from .photos import PhotoRelay
+from .pickers import NoLongerValid, Rows, category_picker, sector_picker, status_picker
+from .steps import Refusal, check, complete_step
 from .texts import _, help_text, refused, status_name
 
 log = logging.getLogger(__name__)
 STORE_CHANNEL = "backoffice"
 ANSWERABLE = frozenset({Status.NEW, Status.REOPENED, Status.IN_PROGRESS})
-
-
-class Refusal(Exception):
-    """An operator's request that is not carried out; the text says why."""
 
 
 def _actor(user: User) -> str:
@@ -131,44 +122,14 @@ class Backoffice:
                 return ""
             step = pending.state if (pending.data or {}).get("complaint_id") == complaint_id \
                 else "idle"
-            try:
-                if step == "answer":
-                    await answer_complaint(uow, complaint_id, text, actor=actor, now=now)
-                    await change_status(uow, complaint_id, Status.CLOSED, actor=actor, now=now)
-                    reply = _("✅ The answer was sent and the complaint closed.")
-                elif step == "reject":
-                    await self._check(uow, role, complaint_id, Status.REJECTED)
-                    await change_status(uow, complaint_id, Status.REJECTED, actor=actor,
-                                        now=now, reason=text)
-                    reply = _("⛔ The complaint was rejected.")
-                elif step == "duplicate":
-                    original = await self._original(uow, complaint_id, text)
-                    await self._check(uow, role, complaint_id, Status.DUPLICATE)
-                    await change_status(uow, complaint_id, Status.DUPLICATE, actor=actor,
-                                        now=now, duplicate_of=original.id,
-                                        reason=f"№{original.number}")
-                    reply = _("🔁 Marked as a duplicate of №{number}.", number=original.number)
-                else:
-                    await relay_operator_message(uow, complaint_id, text, actor=actor, now=now)
-                    reply = ""
-            except (IllegalTransition, NotFound, ValueError) as exc:
-                raise Refusal(_("⛔ Not possible now: {reason}", reason=str(exc))) from exc
+            reply = await complete_step(uow, step, role, complaint_id, text, actor=actor,
+                                        now=now)
             if step != "idle":
                 pending.state, pending.data = "idle", {}
             pending.data = {**(pending.data or {}), SEEN: [*seen[1 - SEEN_KEPT:], message_id]}
             await uow.conversations.save(pending)
             await uow.commit()
         return reply
-
-    async def _original(self, uow: SqlUnitOfWork, complaint_id: int, text: str) -> Complaint:
-        number = text.strip().lstrip("№#").strip()
-        original = await uow.complaints.by_number(number)
-        if original is None:
-            raise Refusal(_("Complaint №{number} was not found. Write the number of the "
-                            "original complaint, e.g. 2026-000012.", number=number))
-        if original.id == complaint_id:
-            raise Refusal(_("A complaint cannot be a duplicate of itself."))
-        return original
 
     # --- buttons -----------------------------------------------------------------------------
     async def on_callback(self, query: CallbackQuery, bot: Bot) -> None:
@@ -210,8 +171,7 @@ class Backoffice:
         if name == "take":
             return await self._change(user, role, complaint, Status.IN_PROGRESS)
         if name == "st":
-            await self._status_picker(bot, thread, complaint, role)
-            return ""
+            return await self._pick(bot, thread, lambda: status_picker(complaint, role))
         if name == "to" and len(args) == 1 and args[0] in Status.__members__.values():
             new = Status(args[0])
             if new is Status.REJECTED:
@@ -220,11 +180,10 @@ class Backoffice:
                 return await self._ask(user, role, thread, complaint, "duplicate", bot)
             return await self._change(user, role, complaint, new)
         if name == "sec" and not args:
-            await self._sector_picker(bot, thread, cid)
-            return ""
+            return await self._pick(bot, thread, lambda: sector_picker(self.catalogue, cid))
         if name == "s" and len(args) == 1:
-            await self._category_picker(bot, thread, cid, args[0])
-            return ""
+            return await self._pick(
+                bot, thread, lambda: category_picker(self.catalogue, cid, args[0]))
         if name == "c" and len(args) == 2:
             return await self._reclassify(user, complaint, *args)
         if name == "ans":
@@ -241,26 +200,13 @@ class Backoffice:
     async def _change(self, user: User, role: str, complaint: Complaint, new: Status) -> str:
         assert complaint.id is not None
         async with self.database.uow() as uow:
-            await self._check(uow, role, complaint.id, new)
+            await check(uow, role, complaint.id, new)
             try:
                 await change_status(uow, complaint.id, new, actor=_actor(user), now=self.clock())
             except (IllegalTransition, ValueError) as exc:
                 raise Refusal(_("⛔ Not possible now: {reason}", reason=str(exc))) from exc
             await uow.commit()
         return _("Status: {status}", status=status_name(new))
-
-    async def _check(self, uow: SqlUnitOfWork, role: str, complaint_id: int,
-                     new: Status) -> None:
-        """Re-read the complaint in this unit and check the transition and the role."""
-        complaint = await uow.complaints.get(complaint_id)
-        if complaint is None:
-            raise Refusal(_("Complaint not found."))
-        old = complaint.status
-        if new not in TRANSITIONS[old]:
-            raise Refusal(_("⛔ Not allowed now: {old} → {new}.", old=status_name(old),
-                            new=status_name(new)))
-        if not may_change(role, old, new):
-            raise Refusal(_("⛔ Your role does not allow this."))
 
     async def _ask(self, user: User, role: str, thread: int, complaint: Complaint,
                    step: str, bot: Bot) -> str:
@@ -275,7 +221,7 @@ class Backoffice:
             new = Status.REJECTED if step == "reject" else Status.DUPLICATE
             assert complaint.id is not None
             async with self.database.uow() as uow:
-                await self._check(uow, role, complaint.id, new)
+                await check(uow, role, complaint.id, new)
             prompt = (_("✍️ Write the reason for rejecting the complaint.") if step == "reject"
                       else _("✍️ Write the number of the original complaint, e.g. "
                              "2026-000012."))
@@ -298,36 +244,16 @@ class Backoffice:
             await uow.commit()
         return _("Done.")
 
-    # --- pickers -----------------------------------------------------------------------------
-    async def _status_picker(self, bot: Bot, thread: int, complaint: Complaint,
-                             role: str) -> None:
-        assert complaint.id is not None
-        buttons = [Button(status_name(new), data(complaint.id, "to", new.value))
-                   for new in Status if new in TRANSITIONS[complaint.status]
-                   and may_change(role, complaint.status, new)]
-        if not buttons:
-            raise Refusal(_("No status change is possible now."))
-        await self._say(bot, thread, _("Choose the new status:"),
-                        tuple((b,) for b in buttons))
-
-    async def _sector_picker(self, bot: Bot, thread: int, complaint_id: int) -> None:
-        buttons = [Button(s.name("ru"), data(complaint_id, "s", s.slug))
-                   for s in self.catalogue.sectors]
-        rows = tuple(tuple(buttons[i:i + 2]) for i in range(0, len(buttons), 2))
-        await self._say(bot, thread, _("Choose a sector:"), rows)
-
-    async def _category_picker(self, bot: Bot, thread: int, complaint_id: int,
-                               sector_slug: str) -> None:
-        try:
-            sector = self.catalogue.sector(sector_slug)
-        except KeyError:
-            raise Refusal(_("This button is no longer valid.")) from None
-        rows = tuple((Button(c.name("ru"), data(complaint_id, "c", sector.slug, c.slug)),)
-                     for c in sector.categories)
-        await self._say(bot, thread, _("Choose a category ({sector}):",
-                                       sector=sector.name("ru")), rows)
-
     # --- helpers -----------------------------------------------------------------------------
+    async def _pick(self, bot: Bot, thread: int, picker: Callable[[], tuple[str, Rows]]
+                    ) -> str:
+        try:
+            prompt, rows = picker()
+        except NoLongerValid as exc:
+            raise Refusal(str(exc)) from None
+        await self._say(bot, thread, prompt, rows)
+        return ""
+
     async def _complaint_of(self, thread: int | None) -> int | None:
         if thread is None:
             return None
@@ -350,7 +276,7 @@ class Backoffice:
         return await uow.conversations.load(STORE_CHANNEL, f"{user_id}:{thread}")
 
     async def _say(self, bot: Bot, thread: int | None, text: str,
-                   buttons: tuple[tuple[Button, ...], ...] = ()) -> None:
+                   buttons: Rows = ()) -> None:
         try:
             await bot.send_message(self.chat_id, escape(text), parse_mode=ParseMode.HTML,
                                    message_thread_id=thread or None,
