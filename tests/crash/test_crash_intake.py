@@ -29,7 +29,8 @@ import asyncio
 import itertools
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -136,49 +137,64 @@ async def test_citizens_filing_complaints_lose_nothing_across_kill_9(
     assert dropped == 0, line  # Telegram was told these were taken, and they were not
 
 
+@asynccontextmanager
+async def _restartable(tmp_path: Path, fork_server, *, tg: Any = None,
+                       vk: Any = None) -> AsyncIterator[Trials]:
+    """tsur on a fresh data directory (migrated by another process first), for a test to
+    start, kill and start again against the fake ``tg`` or ``vk``."""
+    data = tmp_path / "var"
+    async with other_process(data):
+        pass
+    launcher = Launcher(fork_server, tsur_env(data, free_port(), tg=tg, vk=vk),
+                        tmp_path / "logs")
+
+    async def ready(tsur: Tsur) -> None:
+        if tg is not None:
+            await tg.wait_for(lambda: any(c.time >= tsur.started
+                                          for c in tg.calls_of("getUpdates")), 60)
+        else:
+            await vk.wait_for(lambda: any(t >= tsur.started for t in vk.polls), 60)
+
+    try:
+        yield Trials(launcher, random.Random(0), ready)
+    finally:
+        await launcher.close()
+
+
+def _has_button(payload: str) -> Callable[[SentMessage], bool]:
+    def check(m: SentMessage) -> bool:
+        return any(b.get("callback_data") == payload for row in m.buttons for b in row)
+    return check
+
+
 async def test_a_photo_redelivered_after_kill_9_is_recorded_once(
         tmp_path: Path, fork_server) -> None:
     """The bot took a photo and said so; the process died before Telegram heard the
     update was handled, so Telegram hands it out again after the restart."""
     data = tmp_path / "var"
-    async with HoldingTelegram() as tg:
-        async with other_process(data):
-            pass
-        launcher = Launcher(fork_server, tsur_env(data, free_port(), tg=tg), tmp_path / "logs")
-
-        async def ready(tsur: Tsur) -> None:
-            await tg.wait_for(lambda: any(c.time >= tsur.started
-                                          for c in tg.calls_of("getUpdates")), 60)
-
-        trials = Trials(launcher, random.Random(0), ready)
+    async with HoldingTelegram() as tg, _restartable(tmp_path, fork_server, tg=tg) as trials:
         driver = TelegramCitizen(tg, 5_499_001)
-        try:
-            await trials.start()
-            await driver.text(PROBLEM.format(n=0))
-            await tg.wait_for_message(driver.id, predicate=lambda m: any(
-                b.get("callback_data") == "cls:yes" for row in m.buttons for b in row),
-                timeout=20)
-            await driver.press("cls:yes")
-            await tg.wait_for_message(driver.id, predicate=lambda m: any(
-                b.get("callback_data") == "photo:done" for row in m.buttons for b in row),
-                timeout=20)
-            update = await driver.photo()
-            tg.hold_from = update["update_id"]
-            await tg.wait_for_message(driver.id, "Прикреплена 1 фотография", timeout=20)
-            await trials.kill()
-            tsur = await trials.start()
-            photo_id = update["update_id"]
-            await tg.wait_for(lambda: any(t >= tsur.started for t in tg.handed[photo_id]),
-                              20)  # handed out again
-            tg.hold_from = None
-            tg.released.set()
-            citizen = Citizen(driver, trials, PROBLEM.format(n=0),
-                              steps=[Step("photo", token=update, acked=True)])
-            await tg.wait_for_message(driver.id, "Прикреплен", count=2, timeout=20)
-            await citizen.run()
-            assert await tsur.stop() == 0
-        finally:
-            await launcher.close()
+        await trials.start()
+        await driver.text(PROBLEM.format(n=0))
+        await tg.wait_for_message(driver.id, predicate=_has_button("cls:yes"), timeout=20)
+        await driver.press("cls:yes")
+        await tg.wait_for_message(driver.id, predicate=_has_button("photo:done"),
+                                  timeout=20)
+        update = await driver.photo()
+        tg.hold_from = update["update_id"]
+        await tg.wait_for_message(driver.id, "Прикреплена 1 фотография", timeout=20)
+        await trials.kill()
+        tsur = await trials.start()
+        photo_id = update["update_id"]
+        await tg.wait_for(lambda: any(t >= tsur.started for t in tg.handed[photo_id]),
+                          20)  # handed out again
+        tg.hold_from = None
+        tg.released.set()
+        citizen = Citizen(driver, trials, PROBLEM.format(n=0),
+                          steps=[Step("photo", token=update, acked=True)])
+        await tg.wait_for_message(driver.id, "Прикреплен", count=2, timeout=20)
+        await citizen.run()
+        assert await tsur.stop() == 0
     [complaint] = complaints_of(data / "tsur.db", "telegram", driver.user)
     assert complaint["number"] == citizen.number
     assert len(complaint["photos"]) == len(set(complaint["photos"])) == 1, complaint["photos"]
@@ -202,50 +218,31 @@ class StallingTelegram(RecordingTelegram):
         return await super()._handle(request)
 
 
-def _has_button(payload: str) -> Callable[[SentMessage], bool]:
-    def check(m: SentMessage) -> bool:
-        return any(b.get("callback_data") == payload for row in m.buttons for b in row)
-    return check
-
-
 async def test_a_press_stuck_in_its_handler_at_a_kill_is_handed_out_again(
         tmp_path: Path, fork_server) -> None:
     """The process is killed while the handler of a button press is still at its first
     step (answering the query, before the engine): Telegram must not have been told the
     press was taken, so the restarted bot gets it again and moves the dialogue on."""
-    data = tmp_path / "var"
-    async with StallingTelegram() as tg:
-        async with other_process(data):
-            pass
-        launcher = Launcher(fork_server, tsur_env(data, free_port(), tg=tg), tmp_path / "logs")
-
-        async def ready(tsur: Tsur) -> None:
-            await tg.wait_for(lambda: any(c.time >= tsur.started
-                                          for c in tg.calls_of("getUpdates")), 60)
-
-        trials = Trials(launcher, random.Random(0), ready)
+    async with StallingTelegram() as tg, _restartable(tmp_path, fork_server, tg=tg) as trials:
         driver = TelegramCitizen(tg, 5_499_002)
-        try:
-            await trials.start()
-            await driver.text(PROBLEM.format(n=1))
-            await tg.wait_for_message(driver.id, predicate=_has_button("cls:yes"), timeout=20)
-            tg.stalling = True
-            press = await driver.press("cls:yes")
-            await tg.wait_for(lambda: tg.stalled, 20)
-            # the bot goes on polling while the handler is stuck (aiogram confirmed here)
-            await tg.wait_for(lambda: any(c.time > tg.stalled[0]
-                                          for c in tg.calls_of("getUpdates")), 20)
-            await trials.kill()
-            assert press["update_id"] not in tg.confirmed
-            tg.stalling = False
-            tg.released.set()
-            tsur = await trials.start()
-            await tg.wait_for_message(driver.id, predicate=_has_button("photo:done"),
-                                      timeout=20)
-            assert any(t >= tsur.started for t in tg.handed[press["update_id"]])
-            assert await tsur.stop() == 0
-        finally:
-            await launcher.close()
+        await trials.start()
+        await driver.text(PROBLEM.format(n=1))
+        await tg.wait_for_message(driver.id, predicate=_has_button("cls:yes"), timeout=20)
+        tg.stalling = True
+        press = await driver.press("cls:yes")
+        await tg.wait_for(lambda: tg.stalled, 20)
+        # the bot goes on polling while the handler is stuck (aiogram confirmed here)
+        await tg.wait_for(lambda: any(c.time > tg.stalled[0]
+                                      for c in tg.calls_of("getUpdates")), 20)
+        await trials.kill()
+        assert press["update_id"] not in tg.confirmed
+        tg.stalling = False
+        tg.released.set()
+        tsur = await trials.start()
+        await tg.wait_for_message(driver.id, predicate=_has_button("photo:done"),
+                                  timeout=20)
+        assert any(t >= tsur.started for t in tg.handed[press["update_id"]])
+        assert await tsur.stop() == 0
     assert press["update_id"] in tg.confirmed  # confirmed at last, once handled
 
 
@@ -273,30 +270,19 @@ async def test_a_vk_message_unanswered_at_a_kill_is_handed_out_again(
     long-poll ``ts`` must not have moved past the message, so the restarted bot gets it
     again and answers it (once recorded: the engine knows it by its time stamp)."""
     data = tmp_path / "var"
-    async with StallingVK(GROUP_ID) as vk:
-        async with other_process(data):
-            pass
-        launcher = Launcher(fork_server, tsur_env(data, free_port(), vk=vk), tmp_path / "logs")
-
-        async def ready(tsur: Tsur) -> None:
-            await vk.wait_for(lambda: any(t >= tsur.started for t in vk.polls), 60)
-
-        trials = Trials(launcher, random.Random(0), ready)
+    async with StallingVK(GROUP_ID) as vk, _restartable(tmp_path, fork_server, vk=vk) as trials:
         driver = VkCitizen(vk, 7_499_001)
-        try:
-            await trials.start()
-            vk.stalling = True
-            await driver.text(PROBLEM.format(n=2))
-            await vk.wait_for(lambda: vk.stalled, 20)
-            await trials.kill()
-            vk.stalling = False
-            vk.released.set()
-            tsur = await trials.start()
-            await vk.wait_for(lambda: any("cls:yes" in shown.payloads
-                                          for shown in driver.shown()), 20)
-            assert await tsur.stop() == 0
-        finally:
-            await launcher.close()
+        await trials.start()
+        vk.stalling = True
+        await driver.text(PROBLEM.format(n=2))
+        await vk.wait_for(lambda: vk.stalled, 20)
+        await trials.kill()
+        vk.stalling = False
+        vk.released.set()
+        tsur = await trials.start()
+        await vk.wait_for(lambda: any("cls:yes" in shown.payloads
+                                      for shown in driver.shown()), 20)
+        assert await tsur.stop() == 0
     state = rows(data / "tsur.db", "SELECT data FROM conversations WHERE channel = 'vk' "
                                    "AND user_id = ?", driver.user)
     assert len(state) == 1 and PROBLEM.format(n=2) in state[0]["data"]
