@@ -9,6 +9,12 @@ Full-text search is a substring match over the complaint's text, number and addr
 case for ASCII only (PostgreSQL under the C locale), so the term is also tried lower-cased,
 capitalised and upper-cased: "вода" finds "Вода" and "ВОДА" (not "вОДа"). On SQLite a term
 without ASCII letters is matched with ``instr()`` (the same result, less work per row).
+
+A term of at least :data:`INDEXED_SEARCH` characters first narrows the rows with the
+trigram index of migration 0009 (SQLite: the FTS5 table ``complaints_fts``; PostgreSQL: the
+``pg_trgm`` index on :func:`search_key`); the index folds case more widely than the
+variants, so it finds a superset and the substring condition above, kept on top, decides.
+Shorter terms have no trigram to look up and are matched by reading the rows.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import Select, and_, case, func, literal_column, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.complaint import OPEN_STATUSES
@@ -28,6 +34,15 @@ PER_PAGE = 50
 #: A search counts its matches up to this many: past it the total is shown as "more than"
 #: (a frequent word would otherwise have every complaint read to count it).
 SEARCH_COUNT_CAP = 10_000
+#: Terms at least this long are looked up in the trigram index first.
+INDEXED_SEARCH = 3
+#: PostgreSQL's ``tsur_search_fold`` (migration 0009, frozen there): each Cyrillic letter,
+#: either case, to one ASCII character, so that pg_trgm under the C locale indexes it.
+_CYRILLIC = "абвгдеёжзийклмнопрстуфхцчшщъыьэюя"
+FOLD = str.maketrans(_CYRILLIC + _CYRILLIC.upper(), "abvgde0jzi1klmnoprstufhc2w34y567q" * 2)
+#: SQLite: a search with more matches than this reads its page in the sort's order
+#: instead of through the index (the count still uses the index).
+SCAN_PAGE_AFTER = 2_000
 NO_MUNICIPALITY = "-"  # filter value: complaints whose municipality is unknown
 SORT_COLUMNS: dict[str, Any] = {
     "number": ComplaintRow.number,
@@ -114,22 +129,52 @@ def escape_like(term: str) -> str:
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _search(term: str, dialect: str) -> Any:
+def search_key() -> Any:
+    """PostgreSQL: the indexed expression of ``ix_complaints_search`` (migration 0009),
+    spelled exactly as there so the planner matches it."""
+    return literal_column(
+        "tsur_search_fold(coalesce(complaints.text, '') || chr(10) || "
+        "coalesce(complaints.number, '') || chr(10) || coalesce(complaints.address, ''))")
+
+
+def fts_query(variants: Sequence[str]) -> str:
+    """An FTS5 query for any of ``variants`` as a substring: each a quoted string (quotes
+    doubled), which the trigram tokenizer matches as consecutive trigrams."""
+    return " OR ".join('"' + v.replace('"', '""') + '"' for v in variants)
+
+
+def _candidates(variants: Sequence[str], dialect: str) -> Any:
+    """The trigram index's superset of the rows holding any of ``variants``."""
+    if dialect == "postgresql":
+        folded = dict.fromkeys(f"%{escape_like(v.translate(FOLD))}%" for v in variants)
+        return or_(*(search_key().ilike(p, escape="\\") for p in folded))
+    match = text("complaints_fts MATCH :fts_terms").bindparams(fts_terms=fts_query(variants))
+    found: Select[Any] = (select(literal_column("rowid")).select_from(text("complaints_fts"))
+                          .where(match))
+    return ComplaintRow.id.in_(found)
+
+
+def _search(term: str, dialect: str, indexed: bool) -> Any:
     columns = (ComplaintRow.text, ComplaintRow.number, ComplaintRow.address)
     # Case variants: neither SQLite's LIKE nor PostgreSQL's ILIKE under the C locale fold
     # Cyrillic case, and a server's locale is not ours to choose.
-    variants = dict.fromkeys((term, term.lower(), term.capitalize(), term.upper()))
+    variants = list(dict.fromkeys((term, term.lower(), term.capitalize(), term.upper())))
     patterns = [f"%{escape_like(v)}%" for v in variants]
     if dialect == "postgresql":
-        return or_(*(c.ilike(p, escape="\\") for p in patterns for c in columns))
-    if not any("a" <= ch.lower() <= "z" for ch in term):
+        exact = or_(*(c.ilike(p, escape="\\") for p in patterns for c in columns))
+    elif not any("a" <= ch.lower() <= "z" for ch in term):
         # LIKE folds ASCII letters only: without any, instr() finds the same, twice as fast
-        return or_(*(func.instr(c, v) > 0 for v in variants for c in columns))
-    return or_(*(c.like(p, escape="\\") for p in patterns for c in columns))
+        exact = or_(*(func.instr(c, v) > 0 for v in variants for c in columns))
+    else:
+        exact = or_(*(c.like(p, escape="\\") for p in patterns for c in columns))
+    if not indexed or min(len(v) for v in variants) < INDEXED_SEARCH:
+        return exact
+    return and_(_candidates(variants, dialect), exact)
 
 
-def conditions(flt: ComplaintFilter, dialect: str) -> list[Any]:
-    """The WHERE conditions of ``flt`` (exposed for tests of the builder)."""
+def conditions(flt: ComplaintFilter, dialect: str, *, indexed: bool = True) -> list[Any]:
+    """The WHERE conditions of ``flt`` (exposed for tests of the builder); ``indexed``
+    False: the search reads rows without the trigram index."""
     c = ComplaintRow
     where: list[Any] = []
     if flt.statuses:
@@ -157,7 +202,7 @@ def conditions(flt: ComplaintFilter, dialect: str) -> list[Any]:
     if flt.created_before is not None:
         where.append(c.created_at < flt.created_before)
     if flt.search.strip():
-        where.append(_search(flt.search.strip(), dialect))
+        where.append(_search(flt.search.strip(), dialect, indexed))
     return where
 
 
@@ -165,13 +210,15 @@ def _overdue(now: datetime) -> Any:
     return and_(ComplaintRow.status.in_(_OPEN), ComplaintRow.resolution_due < now)
 
 
-def register_select(flt: ComplaintFilter, sort: Sort, dialect: str) -> Select[Any]:
+def register_select(flt: ComplaintFilter, sort: Sort, dialect: str, *,
+                    indexed: bool = True) -> Select[Any]:
     """The register's row query, sorted (id breaks ties), without paging."""
     column = SORT_COLUMNS[sort.column]
     order = column.desc() if sort.descending else column.asc()
     tie = ComplaintRow.id.desc() if sort.descending else ComplaintRow.id.asc()
     columns = [getattr(ComplaintRow, f.name) for f in fields(RegisterRow)]
-    return select(*columns).where(*conditions(flt, dialect)).order_by(order, tie)
+    return (select(*columns).where(*conditions(flt, dialect, indexed=indexed))
+            .order_by(order, tie))
 
 
 async def register_page(session: AsyncSession, flt: ComplaintFilter, now: datetime, *,
@@ -197,7 +244,11 @@ async def register_page(session: AsyncSession, flt: ComplaintFilter, now: dateti
     capped = total > SEARCH_COUNT_CAP
     rows: list[RegisterRow] = []
     if capped or (page - 1) * per_page < total:  # else the page is empty: no second scan
-        query = register_select(flt, sort or Sort(), dialect)
+        # SQLite looks every candidate of the index up and sorts them; with many matches,
+        # reading rows in the sort's order finds a page's worth sooner (PostgreSQL's
+        # planner weighs the two itself).
+        indexed = dialect != "sqlite" or total <= SCAN_PAGE_AFTER
+        query = register_select(flt, sort or Sort(), dialect, indexed=indexed)
         result = await session.execute(query.limit(per_page).offset((page - 1) * per_page))
         rows = [RegisterRow(*r) for r in result]
     return RegisterPage(rows, min(int(total), SEARCH_COUNT_CAP), int(overdue), page, per_page,
