@@ -23,12 +23,20 @@ A photo Telegram refuses is logged and skipped, as in the dialogue; the text sti
 Telegram has no idempotency key, so a message split into several calls remembers (per
 ``key``, in this process) how many of its calls went through, and a retry after a failure
 on part 2 does not send part 1 again.
+
+A broadcast is one message to thousands of chats, so the calls of a message are rendered
+and turned into JSON once (the last few messages are remembered) and each chat's request
+body is that JSON with its ``chat_id`` put in, posted by
+:meth:`~bots.telegram.session.TsurSession.post_json`; the answer is checked, not parsed
+into aiogram's types. Errors are raised as aiogram raises them, for the chat's own call.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 from aiogram import Bot
@@ -46,12 +54,30 @@ from dialogue.messages import Address, Channel, OutgoingMessage
 from notifications.messenger import RetryAfter, SendResult, TransientError
 
 from .render import render
+from .session import TsurSession
 
 log = logging.getLogger(__name__)
 
 # 400 descriptions that mean "this chat is gone", not "this request is malformed"
 GONE = ("chat not found", "peer_id_invalid", "user not found")
 MAX_KEYS_REMEMBERED = 10_000
+MAX_MESSAGES_PREPARED = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """One call of a message, rendered for no chat in particular: ``call`` (with
+    ``chat_id`` 0) and, unless it uploads a file, its JSON body less the ``chat_id``."""
+
+    call: Any
+    rest: str | None  # the JSON object's members after chat_id ("" if none), or None
+
+    def for_chat(self, chat_id: int) -> Any:
+        return self.call.model_copy(update={"chat_id": chat_id})
+
+    def body(self, chat_id: int) -> str:
+        assert self.rest is not None
+        return f'{{"chat_id":{chat_id}{self.rest}}}'
 
 
 class TelegramOutboxMessenger:
@@ -62,6 +88,7 @@ class TelegramOutboxMessenger:
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
         self._progress: OrderedDict[str, int] = OrderedDict()
+        self._prepared: OrderedDict[OutgoingMessage, list[Prepared]] = OrderedDict()
 
     async def send(self, to: Address, msg: OutgoingMessage, *,
                    key: str | None = None) -> SendResult:
@@ -73,13 +100,13 @@ class TelegramOutboxMessenger:
         except ValueError:
             log.error("telegram outbox: not a chat id: %r", to.chat_id)
             return SendResult.REJECTED
-        calls = render(chat_id, msg)
+        calls = self._prepare(msg)
         done = self._progress.get(key, 0) if key is not None else 0
         for index, call in enumerate(calls):
             if index < done:
                 continue  # went through on an earlier try of this message
             result = await self._call(chat_id, call)
-            if result is SendResult.REJECTED and isinstance(call, SendPhoto):
+            if result is SendResult.REJECTED and isinstance(call.call, SendPhoto):
                 continue  # a refused photo is skipped; the text still matters
             if result is not SendResult.OK:
                 return result
@@ -89,11 +116,44 @@ class TelegramOutboxMessenger:
             self._progress.pop(key, None)
         return SendResult.OK
 
-    async def _call(self, chat_id: int, call: Any) -> SendResult:
+    def _prepare(self, msg: OutgoingMessage) -> list[Prepared]:
+        """The calls of ``msg`` for any chat, from the cache when it was sent lately."""
+        try:
+            found = self._prepared.get(msg)
+        except TypeError:  # an unhashable field: render it afresh
+            return self._render(msg)
+        if found is None:
+            found = self._prepared[msg] = self._render(msg)
+            while len(self._prepared) > MAX_MESSAGES_PREPARED:
+                self._prepared.popitem(last=False)
+        else:
+            self._prepared.move_to_end(msg)
+        return found
+
+    def _render(self, msg: OutgoingMessage) -> list[Prepared]:
+        session = self.bot.session
+        prepared = []
+        for call in render(0, msg):
+            rest = None
+            if isinstance(session, TsurSession):
+                params = session.json_params(self.bot, call)
+                if params is not None:
+                    params.pop("chat_id", None)
+                    rest = json.dumps(params, ensure_ascii=False)[1:-1]
+                    rest = "," + rest if rest else ""
+            prepared.append(Prepared(call, rest))
+        return prepared
+
+    async def _call(self, chat_id: int, prepared: Prepared) -> SendResult:
         """One Bot API call: OK, UNREACHABLE or REJECTED, or raise for the worker."""
+        call = prepared.for_chat(chat_id)  # a shallow copy: what errors are raised for
         method = type(call).__name__
         try:
-            await self.bot(call)
+            session = self.bot.session
+            if prepared.rest is not None and isinstance(session, TsurSession):
+                await session.post_json(self.bot, call, prepared.body(chat_id))
+            else:
+                await self.bot(call)
         except TelegramRetryAfter as exc:
             raise RetryAfter(exc.retry_after, f"telegram: {exc.message}") from exc
         except TelegramForbiddenError as exc:

@@ -15,6 +15,12 @@ the bot…) are raised exactly as aiogram raises them.
 (:mod:`bots.telegram.polling`) confirms late on purpose, so while updates are in flight
 most of a batch is updates it already runs. Within :func:`skip_updates_through` the
 session drops those from the JSON before pydantic builds objects of them.
+
+The outbox sends one broadcast to thousands of chats: :meth:`TsurSession.json_params`
+gives a call's parameters once, the outbox builds each chat's body from them, and
+:meth:`TsurSession.post_json` posts it and hands back Telegram's ``result`` as plain JSON,
+without building aiogram objects of the request or the answer (errors still raise exactly
+as aiogram raises them). It skips the session's middlewares, which tsur does not use.
 """
 
 from __future__ import annotations
@@ -62,32 +68,55 @@ class TsurSession(AiohttpSession):
             self._response_types[type(method)] = found
         return found
 
-    async def make_request(self, bot: Bot, method: TelegramMethod[TelegramType],
-                           timeout: int | None = None) -> TelegramType:
+    def json_params(self, bot: Bot, method: TelegramMethod[Any]) -> dict[str, Any] | None:
+        """``method``'s parameters as one JSON object, as :meth:`make_request` sends them;
+        ``None`` if the call uploads a file (that goes as a multipart form)."""
         files: dict[str, Any] = {}
         params: dict[str, Any] = {}
         for key, value in method.model_dump(warnings=False).items():
             prepared = self.prepare_value(value, bot=bot, files=files, _dumps_json=False)
             if prepared is not None:
                 params[key] = prepared
-        if files:  # an upload: multipart form, as aiogram builds it
+        return None if files else params
+
+    async def make_request(self, bot: Bot, method: TelegramMethod[TelegramType],
+                           timeout: int | None = None) -> TelegramType:
+        params = self.json_params(bot, method)
+        if params is None:  # an upload: multipart form, as aiogram builds it
             return await super().make_request(bot, method, timeout)
+        status, content = await self._post(bot, method, self.json_dumps(params), timeout)
+        response = self.check_response(bot=bot, method=method, status_code=status,
+                                       content=content)
+        return cast(TelegramType, response.result)
+
+    async def post_json(self, bot: Bot, method: TelegramMethod[Any], body: str | bytes,
+                        timeout: int | None = None) -> Any:
+        """Post ``body`` — ``method``'s parameters as JSON, built by the caller — and return
+        Telegram's ``result`` as plain JSON, not validated into aiogram's types. Anything
+        but a successful answer raises as :meth:`make_request` would for ``method``."""
+        status, content = await self._post(bot, method, body, timeout)
+        try:
+            data = self.json_loads(content)
+        except Exception:
+            data = None
+        if 200 <= status < 300 and isinstance(data, dict) and data.get("ok"):
+            return data.get("result")
+        return super().check_response(bot, method, status, content).result  # raises
+
+    async def _post(self, bot: Bot, method: TelegramMethod[Any], body: str | bytes,
+                    timeout: int | None) -> tuple[int, str]:
         session = await self.create_session()
         url = self.api.api_url(token=bot.token, method=method.__api_method__)
         try:
             async with session.post(
-                    url, data=self.json_dumps(params),
-                    headers={"Content-Type": "application/json"},
+                    url, data=body, headers={"Content-Type": "application/json"},
                     timeout=self.timeout if timeout is None else timeout) as resp:
-                content = await resp.text()
+                return resp.status, await resp.text()
         except TimeoutError as exc:
             raise TelegramNetworkError(method=method, message="Request timeout error") from exc
         except ClientError as exc:
             raise TelegramNetworkError(method=method,
                                        message=f"{type(exc).__name__}: {exc}") from exc
-        response = self.check_response(bot=bot, method=method, status_code=resp.status,
-                                       content=content)
-        return cast(TelegramType, response.result)
 
     def check_response(self, bot: Bot, method: TelegramMethod[TelegramType],
                        status_code: int, content: str) -> Response[TelegramType]:
