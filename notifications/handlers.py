@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from dialogue.i18n import format_date
@@ -22,10 +22,15 @@ from notifications import texts
 from notifications.outbox import Kind, Priority, new_message
 
 OPERATOR_MESSAGE = texts.N_("Operator's reply on complaint №{number}: {text}")
+Notice = Callable[[str], OutgoingMessage]  # a notice's text in a language
 
 
 def _stamp(at: datetime) -> str:
     return at.astimezone(UTC).isoformat()
+
+
+def _text(msgid: str, **params: object) -> Notice:
+    return lambda lang: texts.notice(lang, msgid, **params)  # type: ignore[arg-type]
 
 
 def combine(*handlers: EventHandler) -> EventHandler:
@@ -70,6 +75,14 @@ class StatusNotifier:
         complaint = await uow.complaints.get(complaint_id)
         if complaint is None:
             return
+        answered = any(isinstance(e, ComplaintAnswered) for e in batch)
+        notices = []
+        for event in batch:
+            found = await self._notice(uow, complaint, event, answered)
+            if found is not None:
+                notices.append((event, found))
+        if not notices:  # e.g. a complaint the citizen filed: the reply confirmed it
+            return
         citizen = await uow.citizens.get(complaint.citizen_id)
         if citizen is None or not citizen.reachable:
             return
@@ -77,57 +90,54 @@ class StatusNotifier:
         if identity is None:
             return
         to = Address(Channel(complaint.channel), identity.chat_id)
-        answered = any(isinstance(e, ComplaintAnswered) for e in batch)
-        for event in batch:
-            found = await self._notice(uow, complaint, citizen.language, event, answered)
-            if found is None:
-                continue
-            kind, key, msg = found
+        for event, (kind, key, text) in notices:
             await uow.outbox.add(new_message(
-                kind, to, msg, dedup_key=key, now=event.at, priority=self.priority,
-                citizen_id=citizen.id, complaint_id=complaint.id))
+                kind, to, text(citizen.language), dedup_key=key, now=event.at,
+                priority=self.priority, citizen_id=citizen.id, complaint_id=complaint.id))
 
-    async def _notice(self, uow: UnitOfWork, complaint: Complaint, lang: str,
-                      event: DomainEvent,
-                      answered: bool) -> tuple[Kind, str, OutgoingMessage] | None:
+    async def _notice(self, uow: UnitOfWork, complaint: Complaint, event: DomainEvent,
+                      answered: bool) -> tuple[Kind, str, Notice] | None:
+        """The notice an event gives, if any: its kind, dedup key and text (by language)."""
         number = complaint.number
         cid = complaint.id
         if isinstance(event, ComplaintRegistered):
             if not (self.notify_self_registered or self._registered_by_other(complaint)):
                 return None
-            return Kind.STATUS, f"status:{cid}:registered", texts.notice(
-                lang, texts.REGISTERED, number=number, agency=self._agency(complaint),
-                date=format_date(complaint.resolution_due, lang))
+            agency = self._agency(complaint)
+
+            def registered(lang: str) -> OutgoingMessage:
+                return texts.notice(lang, texts.REGISTERED, number=number, agency=agency,
+                                    date=format_date(complaint.resolution_due, lang))
+
+            return Kind.STATUS, f"status:{cid}:registered", registered
         if isinstance(event, ComplaintAnswered):
-            return Kind.ANSWER, f"answer:{cid}:{_stamp(event.at)}", texts.notice(
-                lang, texts.ANSWER, number=number, answer=event.text)
+            return Kind.ANSWER, f"answer:{cid}:{_stamp(event.at)}", _text(
+                texts.ANSWER, number=number, answer=event.text)
         if isinstance(event, OperatorMessageAdded):
-            return Kind.ANSWER, f"operator:{cid}:{_stamp(event.at)}", texts.notice(
-                lang, OPERATOR_MESSAGE, number=number, text=event.text)
+            return Kind.ANSWER, f"operator:{cid}:{_stamp(event.at)}", _text(
+                OPERATOR_MESSAGE, number=number, text=event.text)
         if not isinstance(event, StatusChanged):
             return None
         key = f"status:{cid}:{event.new}:{_stamp(event.at)}"
         new = Status(event.new)
         if new is Status.IN_PROGRESS and not answered:
-            msg = texts.notice(lang, texts.IN_PROGRESS, number=number,
-                               agency=self._agency(complaint))
+            text = _text(texts.IN_PROGRESS, number=number, agency=self._agency(complaint))
         elif new is Status.ANSWERED and not answered:
-            msg = texts.notice(lang, texts.ANSWERED, number=number)
+            text = _text(texts.ANSWERED, number=number)
         elif new is Status.CLOSED:
-            msg = texts.notice(lang, texts.CLOSED, number=number)
+            text = _text(texts.CLOSED, number=number)
         elif new is Status.REOPENED:
-            msg = texts.notice(lang, texts.REOPENED, number=number)
+            text = _text(texts.REOPENED, number=number)
         elif new is Status.REJECTED:
-            msg = texts.notice(lang, texts.REJECTED, number=number, reason=event.reason)
+            text = _text(texts.REJECTED, number=number, reason=event.reason)
         elif new is Status.DUPLICATE:
             original = (await uow.complaints.get(complaint.duplicate_of)
                         if complaint.duplicate_of is not None else None)
-            msg = texts.notice(lang, texts.DUPLICATE, number=number,
-                               original=original.number if original else "?",
-                               reason=event.reason)
+            text = _text(texts.DUPLICATE, number=number,
+                         original=original.number if original else "?", reason=event.reason)
         else:
             return None
-        return Kind.STATUS, key, msg
+        return Kind.STATUS, key, text
 
     def _agency(self, complaint: Complaint) -> str:
         try:

@@ -1,7 +1,8 @@
-"""Copying between ORM rows and domain dataclasses, in both directions.
+"""Copying between rows and domain dataclasses, in both directions.
 
-Readers build fresh domain objects (nothing of the row leaks out); writers update a row in
-place so SQLAlchemy emits only the changed columns.
+Readers build fresh domain objects (nothing of the row leaks out). Complaints are written
+back through ORM rows, updated in place so SQLAlchemy emits only the changed columns;
+citizens, and new complaints, are written with Core statements from plain values.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlalchemy import Row
 
 from domain.citizen import Citizen, Consent, Identity
 from domain.complaint import ClassifiedBy, Complaint, EventKind, HistoryEntry, Photo, Status
-from domain.storage.orm import CitizenRow, ComplaintRow, HistoryRow, IdentityRow, PhotoRow
+from domain.storage.orm import ComplaintRow, HistoryRow, PhotoRow
 
 # Columns copied one to one between Complaint and ComplaintRow (enums are str subclasses).
 COMPLAINT_FIELDS = (
@@ -25,16 +26,37 @@ COMPLAINT_FIELDS = (
 )
 
 
-def citizen_from_row(row: CitizenRow) -> Citizen:
-    return _citizen(row, [Identity(i.channel, i.external_id, i.chat_id)
-                          for i in row.identities])
-
-
 def citizen_from_core(rows: Sequence[Row[Any]]) -> Citizen:
-    """A citizen from Core rows of ``citizens`` joined with each of its identities
+    """A citizen from Core rows of ``citizens`` joined (outer) with each of its identities
     (``identity_channel``, ``identity_external_id``, ``identity_chat_id``)."""
     return _citizen(rows[0], [Identity(r.identity_channel, r.identity_external_id,
-                                       r.identity_chat_id) for r in rows])
+                                       r.identity_chat_id)
+                              for r in rows if r.identity_channel is not None])
+
+
+def citizen_values(citizen: Citizen) -> dict[str, Any]:
+    """The ``citizens`` columns of a citizen (all but ``id``), for Core writes."""
+    return {
+        "language": citizen.language,
+        "name": citizen.name,
+        "phone": citizen.phone,
+        "consent_given_at": citizen.consent.given_at if citizen.consent else None,
+        "consent_version": citizen.consent.text_version if citizen.consent else None,
+        "subscribed_municipality": citizen.subscribed_municipality,
+        "subscribed_sectors": list(citizen.subscribed_sectors),
+        "reachable": citizen.reachable,
+        "broadcast_opt_out": citizen.broadcast_opt_out,
+        "created_at": citizen.created_at,
+    }
+
+
+def complaint_values(complaint: Complaint) -> dict[str, Any]:
+    """The ``complaints`` columns a complaint has (all but ``id`` and the deadline watch's
+    own), for Core inserts."""
+    values = {name: getattr(complaint, name) for name in COMPLAINT_FIELDS}
+    values["status"] = str(complaint.status)
+    values["classified_by"] = str(complaint.classified_by)
+    return values
 
 
 def _citizen(row: Any, identities: list[Identity]) -> Citizen:
@@ -55,32 +77,6 @@ def _citizen(row: Any, identities: list[Identity]) -> Citizen:
         created_at=row.created_at,
         id=row.id,
     )
-
-
-def write_citizen(row: CitizenRow, citizen: Citizen) -> None:
-    """Copy the citizen onto ``row``; identities are matched by (channel, external_id)."""
-    row.language = citizen.language
-    row.name = citizen.name
-    row.phone = citizen.phone
-    row.consent_given_at = citizen.consent.given_at if citizen.consent else None
-    row.consent_version = citizen.consent.text_version if citizen.consent else None
-    row.subscribed_municipality = citizen.subscribed_municipality
-    row.subscribed_sectors = list(citizen.subscribed_sectors)
-    row.reachable = citizen.reachable
-    row.broadcast_opt_out = citizen.broadcast_opt_out
-    row.created_at = citizen.created_at
-    stored = {(i.channel, i.external_id): i for i in row.identities}
-    wanted = {(i.channel, i.external_id): i for i in citizen.identities}
-    for key, existing in stored.items():
-        if key not in wanted:
-            row.identities.remove(existing)
-    for key, identity in wanted.items():
-        if key in stored:
-            stored[key].chat_id = identity.chat_id
-        else:
-            row.identities.append(IdentityRow(channel=identity.channel,
-                                              external_id=identity.external_id,
-                                              chat_id=identity.chat_id))
 
 
 def complaint_from_row(row: ComplaintRow) -> Complaint:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import Table, bindparam, delete, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,12 +20,20 @@ from domain.complaint import Complaint
 from domain.ports import Conversation
 from domain.storage.mapping import (
     citizen_from_core,
-    citizen_from_row,
+    citizen_values,
     complaint_from_row,
-    write_citizen,
+    complaint_values,
     write_complaint,
 )
-from domain.storage.orm import CitizenRow, ComplaintRow, ConversationRow, CounterRow, IdentityRow
+from domain.storage.orm import (
+    CitizenRow,
+    ComplaintRow,
+    ConversationRow,
+    CounterRow,
+    HistoryRow,
+    IdentityRow,
+    PhotoRow,
+)
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:
@@ -38,7 +46,7 @@ def _insert(session: AsyncSession, table: Any) -> Any:
     raise NotImplementedError(f"unsupported database {dialect!r}")
 
 
-_CITIZENS, _IDENTITIES = CitizenRow.__table__, IdentityRow.__table__
+_CITIZENS, _IDENTITIES = cast(Table, CitizenRow.__table__), cast(Table, IdentityRow.__table__)
 _MATCHED = _IDENTITIES.alias("matched")
 _BY_IDENTITY = (
     select(_CITIZENS, _IDENTITIES.c.channel.label("identity_channel"),
@@ -51,52 +59,130 @@ _BY_IDENTITY = (
     .order_by(_IDENTITIES.c.id))
 
 
+_IDENTITY_COLUMNS = (_IDENTITIES.c.channel.label("identity_channel"),
+                     _IDENTITIES.c.external_id.label("identity_external_id"),
+                     _IDENTITIES.c.chat_id.label("identity_chat_id"))
+_BY_ID = (select(_CITIZENS, *_IDENTITY_COLUMNS)
+          .select_from(_CITIZENS.outerjoin(_IDENTITIES,
+                                           _IDENTITIES.c.citizen_id == _CITIZENS.c.id))
+          .where(_CITIZENS.c.id == bindparam("citizen_id"))
+          .order_by(_IDENTITIES.c.id))
+_ADD_CITIZEN = _CITIZENS.insert().returning(_CITIZENS.c.id)
+_ADD_IDENTITY = _IDENTITIES.insert()
+_SAVE_CITIZEN = _CITIZENS.update().where(_CITIZENS.c.id == bindparam("citizen_id"))
+_IDENTITIES_OF = (select(_IDENTITIES.c.id, _IDENTITIES.c.channel, _IDENTITIES.c.external_id,
+                         _IDENTITIES.c.chat_id)
+                  .where(_IDENTITIES.c.citizen_id == bindparam("citizen_id")))
+
+IdentityKey = tuple[tuple[str, str, str], ...]
+
+
+def _identity_key(citizen: Citizen) -> IdentityKey:
+    return tuple((i.channel, i.external_id, i.chat_id) for i in citizen.identities)
+
+
 class SqlCitizenRepository:
+    """Citizens with Core statements (a dialogue step reads or writes one on most steps,
+    and the ORM's loading and flushing cost more than the rest of such a step).
+
+    A save writes the identities only when they differ from what this unit read or wrote
+    for the citizen (or when it does not know)."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         # citizens read along with a conversation (SqlConversationStore.load), each handed
         # out once by by_identity; dropped when a citizen is written
         self.prefetched: dict[tuple[str, str], Citizen | None] = {}
+        self._identities: dict[int, IdentityKey] = {}  # as stored, by citizen id
+
+    def _known(self, citizen: Citizen | None) -> Citizen | None:
+        if citizen is not None and citizen.id is not None:
+            self._identities[citizen.id] = _identity_key(citizen)
+        return citizen
 
     async def get(self, citizen_id: int) -> Citizen | None:
-        row = await self.session.get(CitizenRow, citizen_id)
-        return citizen_from_row(row) if row else None
+        rows = (await self.session.execute(_BY_ID, {"citizen_id": citizen_id})).all()
+        return self._known(citizen_from_core(rows)) if rows else None
 
     async def by_identity(self, channel: str, external_id: str) -> Citizen | None:
         """Asked on every dialogue step, so one Core query (the citizen and all its
-        identities) instead of ORM loading, which cost more than the rest of a step; none
-        at all when the conversation of that identity was just loaded in this unit."""
+        identities); none at all when the conversation of that identity was just loaded in
+        this unit."""
         if (channel, external_id) in self.prefetched:
-            return self.prefetched.pop((channel, external_id))
+            return self._known(self.prefetched.pop((channel, external_id)))
         rows = (await self.session.execute(_BY_IDENTITY, {
             "channel": channel, "external_id": external_id})).all()
-        return citizen_from_core(rows) if rows else None
+        return self._known(citizen_from_core(rows)) if rows else None
 
     async def add(self, citizen: Citizen) -> Citizen:
         """Store a new citizen; sets ``citizen.id``."""
         self.prefetched.clear()
-        row = CitizenRow(identities=[])
-        write_citizen(row, citizen)
-        self.session.add(row)
-        await self.session.flush()
-        citizen.id = row.id
+        citizen_id = (await self.session.execute(_ADD_CITIZEN, citizen_values(citizen))
+                      ).scalar_one()
+        if citizen.identities:
+            await self.session.execute(_ADD_IDENTITY, [
+                {"citizen_id": citizen_id, "channel": i.channel, "external_id": i.external_id,
+                 "chat_id": i.chat_id} for i in citizen.identities])
+        citizen.id = citizen_id
+        self._known(citizen)
         return citizen
 
     async def save(self, citizen: Citizen) -> None:
         """Write back changed fields and identities; raises LookupError if never added."""
         self.prefetched.clear()
-        row = await self.session.get(CitizenRow, citizen.id) if citizen.id else None
-        if row is None:
+        if citizen.id is None:
+            raise LookupError("citizen None is not stored")
+        result = await self.session.execute(
+            _SAVE_CITIZEN, {"citizen_id": citizen.id, **citizen_values(citizen)})
+        if result.rowcount == 0:  # type: ignore[attr-defined]
             raise LookupError(f"citizen {citizen.id} is not stored")
-        write_citizen(row, citizen)
-        await self.session.flush()
+        if self._identities.get(citizen.id) != _identity_key(citizen):
+            await self._save_identities(citizen.id, citizen)
+        self._known(citizen)
+
+    async def _save_identities(self, citizen_id: int, citizen: Citizen) -> None:
+        """Identities are matched by (channel, external_id): gone ones are deleted, a
+        changed chat id is updated, new ones are added (in the citizen's order)."""
+        stored = {(r.channel, r.external_id): r for r in (await self.session.execute(
+            _IDENTITIES_OF, {"citizen_id": citizen_id})).all()}
+        wanted = {(i.channel, i.external_id): i for i in citizen.identities}
+        gone = [r.id for key, r in stored.items() if key not in wanted]
+        if gone:
+            await self.session.execute(delete(_IDENTITIES).where(_IDENTITIES.c.id.in_(gone)))
+        for key, identity in wanted.items():
+            row = stored.get(key)
+            if row is None:
+                await self.session.execute(_ADD_IDENTITY, {
+                    "citizen_id": citizen_id, "channel": identity.channel,
+                    "external_id": identity.external_id, "chat_id": identity.chat_id})
+            elif row.chat_id != identity.chat_id:
+                await self.session.execute(
+                    update(_IDENTITIES).where(_IDENTITIES.c.id == row.id)
+                    .values(chat_id=identity.chat_id))
+
+
+_COMPLAINTS, _PHOTOS, _HISTORY = (cast(Table, ComplaintRow.__table__),
+                                  cast(Table, PhotoRow.__table__),
+                                  cast(Table, HistoryRow.__table__))
+_ADD_COMPLAINT = _COMPLAINTS.insert().returning(_COMPLAINTS.c.id)
+_ADD_PHOTO = _PHOTOS.insert()
+_ADD_HISTORY = _HISTORY.insert().returning(_HISTORY.c.id)
 
 
 class SqlComplaintRepository:
+    """Complaints; reads and updates go through the ORM, a new complaint is inserted with
+    Core statements (the last step of every complaint dialogue). A complaint added in
+    this unit is handed out as it is by :meth:`get` (the event handlers ask for it right
+    after, at commit), not read back."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._added: dict[int, Complaint] = {}
 
     async def get(self, complaint_id: int) -> Complaint | None:
+        added = self._added.get(complaint_id)
+        if added is not None:
+            return added
         row = await self.session.get(ComplaintRow, complaint_id)
         return complaint_from_row(row) if row else None
 
@@ -117,12 +203,21 @@ class SqlComplaintRepository:
         its history entries and on its pending events."""
         if complaint.id is not None:
             raise ValueError(f"complaint {complaint.id} is already stored")
-        row = ComplaintRow(photos=[], history=[])
-        added = write_complaint(row, complaint)
-        self.session.add(row)
-        await self.session.flush()
-        complaint.id = row.id
-        self._after_flush(complaint, added)
+        session = self.session
+        complaint_id = (await session.execute(_ADD_COMPLAINT, complaint_values(complaint))
+                        ).scalar_one()
+        if complaint.photos:
+            await session.execute(_ADD_PHOTO, [
+                {"complaint_id": complaint_id, "position": position, "ref": photo.ref,
+                 "mime": photo.mime} for position, photo in enumerate(complaint.photos)])
+        for entry in complaint.history:
+            entry.id = (await session.execute(_ADD_HISTORY, {
+                "complaint_id": complaint_id, "kind": str(entry.kind), "at": entry.at,
+                "actor": entry.actor, "text": entry.text, "data": dict(entry.data)})
+            ).scalar_one()
+        complaint.id = complaint_id
+        self._after_flush(complaint, [])
+        self._added[complaint_id] = complaint
         return complaint
 
     async def save(self, complaint: Complaint) -> None:
