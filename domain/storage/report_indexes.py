@@ -1,4 +1,4 @@
-"""The reporting indexes of migration 0007, declared on the models so that Alembic's
+"""The reporting indexes of migrations 0007 and 0009, declared on the models so that Alembic's
 comparison of models and migrations (``alembic check``) knows them."""
 
 from __future__ import annotations
@@ -18,6 +18,12 @@ INDEXES = (
     Index("ix_complaints_municipality_created", _c.municipality, _c.created_at),
     Index("ix_complaints_sector_created", _c.sector, _c.created_at),
     Index("ix_complaints_agency_status", _c.agency, _c.status),
+    # migration 0009, for the reports page: top categories, and repeat detection read from
+    # the index alone
+    Index("ix_complaints_created_sector", _c.created_at, _c.sector, _c.category),
+    Index("ix_complaints_places", _c.created_at, _c.status, _c.citizen_id, _c.sector,
+          _c.category, _c.municipality, _c.latitude, _c.longitude, _c.number, _c.address,
+          _c.id),
     Index("ix_complaint_history_reopened", HistoryRow.__table__.c.complaint_id,
           sqlite_where=_REOPENED_SQLITE, postgresql_where=_REOPENED_PG),
 )

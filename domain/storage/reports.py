@@ -15,12 +15,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from statistics import median
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import (
     Integer,
+    String,
     and_,
     case,
     cast,
@@ -32,7 +33,9 @@ from sqlalchemy import (
     or_,
     select,
     table,
+    type_coerce,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.storage.orm import ComplaintRow, HistoryRow
@@ -284,10 +287,23 @@ class CategoryTrend:
         return (self.current - self.previous) / self.previous if self.previous else None
 
 
+def complaints_by(index: str, dialect: str) -> Any:
+    """``complaints`` for a FROM; on SQLite read through ``index`` (a subquery with
+    ``INDEXED BY``, which SQLite flattens: SQLAlchemy renders no table hints for SQLite).
+    Its columns are ``.c``, typed as the table's."""
+    table = ComplaintRow.__table__
+    if dialect != "sqlite":
+        return table
+    return sql_text(f"SELECT * FROM complaints INDEXED BY {index}").columns(
+        *table.c).subquery("complaints")
+
+
 async def top_categories(session: AsyncSession, period: Period, limit: int = 15
                          ) -> list[CategoryTrend]:
-    """The categories with most complaints in ``period``, with the previous period's count."""
-    c, prev = ComplaintRow, period.previous()
+    """The categories with most complaints in ``period``, with the previous period's count
+    (from the covering index ``ix_complaints_created_sector`` of migration 0009)."""
+    prev = period.previous()
+    c = complaints_by("ix_complaints_created_sector", session.get_bind().dialect.name).c
     current = _count(c.created_at >= period.start).label("current")
     query = (select(c.sector, c.category, current, _count(c.created_at < period.start))
              .where(c.created_at >= prev.start, c.created_at < period.end)
@@ -325,18 +341,36 @@ class PlaceRow:
     at: float
 
 
-async def place_rows(session: AsyncSession, period: Period, lookback: timedelta
-                     ) -> list[PlaceRow]:
-    """Complaints of ``period`` and of ``lookback`` before it, oldest first."""
+async def place_rows(session: AsyncSession, period: Period, lookback: timedelta,
+                     limit: int | None = None) -> tuple[list[PlaceRow], datetime | None]:
+    """Complaints of ``period`` and of ``lookback`` before it, oldest first; with
+    ``limit``, only the newest ``limit`` of them, and the filing time of the oldest row
+    read when older ones were left out (else None). Read from the covering index
+    ``ix_complaints_places`` (migration 0009)."""
     dialect = session.get_bind().dialect.name
-    c = ComplaintRow
+    c = complaints_by("ix_complaints_places", dialect).c
+    span = [c.created_at >= period.start - lookback, c.created_at < period.end]
+    since = None
+    if limit is not None:
+        since = (await session.execute(select(c.created_at).where(*span)
+                                       .order_by(c.created_at.desc()).offset(limit - 1)
+                                       .limit(1))).scalar_one_or_none()
+        if since is not None:
+            span.append(c.created_at >= since)
+    sqlite = dialect == "sqlite"
+    # SQLite stores naive UTC text: parsed here, it costs a fraction of the column type's
+    # processing or of julianday() in SQL (a period may hold 100,000 rows)
+    at = type_coerce(c.created_at, String) if sqlite else c.created_at
     query = (select(c.id, c.number, c.citizen_id, c.sector, c.category, c.municipality,
-                    c.address, c.latitude, c.longitude, epoch(c.created_at, dialect))
-             .where(c.created_at >= period.start - lookback, c.created_at < period.end,
-                    c.status != "duplicate")
+                    c.address, c.latitude, c.longitude, at)
+             .where(*span, c.status != "duplicate")
              .order_by(c.created_at, c.id))
-    return [PlaceRow(*row[:-1], float(row[-1]))  # type: ignore[call-arg]
-            for row in await session.execute(query)]
+    parse = datetime.fromisoformat
+    result: Any = await session.execute(query)  # the time column's type varies
+    return [PlaceRow(i, number, citizen, sector, category, town, address, lat, lon,
+                     (parse(t).replace(tzinfo=UTC) if sqlite else t).timestamp())
+            for i, number, citizen, sector, category, town, address, lat, lon, t
+            in result], since
 
 
 async def other_texts(session: AsyncSession, period: Period, limit: int = 3000) -> list[str]:

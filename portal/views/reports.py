@@ -5,7 +5,11 @@ CSV/XLSX downloads.
 Repeats: a complaint of the period is a repeat when, within ``repeat_days`` before it, the
 same citizen filed one, or one of the same category came from the same place — the same
 municipality and address (compared case- and punctuation-insensitively), or coordinates
-within :data:`NEAR_METRES`. Duplicates already linked by operators are left out.
+within :data:`NEAR_METRES`. Duplicates already linked by operators are left out. At most
+:data:`REPEAT_ROWS` complaints (the period's and the window before it) are read for them:
+past that, the newest are read and repeats are listed from the time their window is
+whole, which the page says. Themes read the newest complaints under "other"
+(``other_texts``'s limit), which the page says too.
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from functools import partial
+from datetime import datetime, timedelta
+from functools import lru_cache, partial
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.storage.reports import (
+    CategoryTrend,
+    Period,
     PlaceRow,
     daily_counts,
     other_texts,
@@ -42,6 +49,8 @@ DEFAULT_REPEAT_DAYS = 30
 NEAR_METRES = 100.0
 SHOWN_REPEATS = 100
 THEMES = 25
+#: Complaints read for repeat detection at most (~1 s of work on the bench's machine).
+REPEAT_ROWS = 120_000
 # Function words, greetings and the generic words of any complaint: never a theme.
 STOPWORDS = frozenset("""
 и в во не что он на я с со как а то все она так его но да ты к у же вы за бы по только ее
@@ -68,6 +77,7 @@ class Repeat:
     days: float
 
 
+@lru_cache(maxsize=65_536)
 def normalize_address(address: str | None) -> str:
     """Lowercase, "ё" → "е", punctuation and runs of spaces folded: "ул. Ленина, 5" and
     "Ул Ленина 5" compare equal."""
@@ -145,6 +155,34 @@ def themes(texts: Iterable[str], lemmas: Callable[[str], list[str]], top: int = 
     return order(words), [p for p in order(pairs) if p[1] > 1]
 
 
+@dataclass(frozen=True, slots=True)
+class ReportData:
+    trends: list[CategoryTrend]
+    daily: dict[datetime, int]
+    repeats: list[Repeat]
+    repeats_from: datetime | None  # None: the whole period was searched for repeats
+    other_count: int
+    words: list[tuple[str, int]]
+    pairs: list[tuple[str, int]]
+
+
+async def report_data(factory: async_sessionmaker[AsyncSession], period: Period, days: int,
+                      lemmas: Callable[[str], list[str]]) -> ReportData:
+    """Everything the page shows for ``period`` with repeats within ``days``."""
+    offset = period.start.utcoffset() or timedelta()
+    window = timedelta(days=days)
+    async with factory() as session:
+        trends = await top_categories(session, period)
+        daily = await daily_counts(session, period, offset)
+        rows, since = await place_rows(session, period, window, REPEAT_ROWS)
+        texts = await other_texts(session, period)
+    start = period.start if since is None else max(period.start, since + window)
+    repeats = await asyncio.to_thread(find_repeats, rows, start.timestamp(), window)
+    words, pairs = await asyncio.to_thread(themes, texts, lemmas)
+    return ReportData(trends, daily, repeats, None if since is None else start, len(texts),
+                      words, pairs)
+
+
 def parse_days(raw: str | None) -> int:
     try:
         return min(365, max(1, int(raw or DEFAULT_REPEAT_DAYS)))
@@ -161,14 +199,9 @@ def add_routes(router: web.UrlDispatcher, portal: Portal) -> None:
         choice = parse_period(request.query, now.astimezone(tz).date(), tz)
         days = parse_days(request.query.get("repeat_days"))
         period = choice.period
-        offset = period.start.utcoffset() or timedelta()
-        async with portal.database.session_factory() as session:
-            trends = await top_categories(session, period)
-            daily = await daily_counts(session, period, offset)
-            rows = await place_rows(session, period, timedelta(days=days))
-            texts = await other_texts(session, period)
-        repeats = find_repeats(rows, period.start.timestamp(), timedelta(days=days))
-        words, pairs = await asyncio.to_thread(themes, texts, lemmas)
+        data = await report_data(portal.database.session_factory, period, days, lemmas)
+        trends, daily, repeats = data.trends, data.daily, data.repeats
+        words, pairs = data.words, data.pairs
         lang = portal.language(request)
         _ = translations(lang).gettext
         names = Names(portal.catalogue, lang, _)
@@ -214,7 +247,9 @@ def add_routes(router: web.UrlDispatcher, portal: Portal) -> None:
         }
         return portal.render(request, "reports.html", user, choice=choice, tables=shown,
                              charts=charts, days=days, repeats_total=len(repeats),
-                             by_reason=by_reason, reasons=reasons, other_count=len(texts),
+                             by_reason=by_reason, reasons=reasons, other_count=data.other_count,
+                             repeats_from=data.repeats_from and data.repeats_from.astimezone(tz),
+                             repeat_rows=REPEAT_ROWS,
                              link=partial(link, "/portal/reports", request.query))
 
     router.add_get("/portal/reports", portal.guard(Permission.VIEW_RATINGS, page))

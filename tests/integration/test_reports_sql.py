@@ -83,14 +83,18 @@ async def test_trends_days_places_and_other_texts(db: Database, handled):
     async with db.session_factory() as session:
         trends = await top_categories(session, PERIOD)
         daily = await daily_counts(session, PERIOD, timedelta(hours=3))
-        rows = await place_rows(session, PERIOD, timedelta(days=30))
+        rows, since = await place_rows(session, PERIOD, timedelta(days=30))
+        newest, cut = await place_rows(session, PERIOD, timedelta(days=30), limit=2)
         texts = await other_texts(session, PERIOD)
     by_cat = {(t.sector, t.category): (t.current, t.previous) for t in trends}
     assert by_cat[("housing", "no_water")] == (2, 1)
     assert by_cat[("roads", "potholes")] == (1, 1)
     assert sum(daily.values()) == 5 and len(daily) == 5
-    assert [r.number for r in rows] == [c.number for c in sorted(
-        handled, key=lambda c: c.created_at)]
+    in_order = sorted(handled, key=lambda c: c.created_at)
+    assert [r.number for r in rows] == [c.number for c in in_order] and since is None
+    assert [r.at for r in rows] == [c.created_at.timestamp() for c in in_order]
+    assert [r.number for r in newest] == [c.number for c in in_order[-2:]]
+    assert cut == in_order[-2].created_at  # the oldest row read of a cut-off list
     assert texts == ["Что-то странное"]
 
 
@@ -140,3 +144,20 @@ async def test_satisfaction_comes_from_the_surveys_table(db: Database, handled):
     assert result.total.mean_rating == pytest.approx(3.5)
     by_town = {x.key: x for x in result.by_municipality}
     assert by_town["derbent"].solved == 1 and by_town["kaspiysk"].solved == 0
+
+
+async def test_repeats_read_at_most_repeat_rows_and_say_from_when(
+        db: Database, monkeypatch: pytest.MonkeyPatch):
+    import portal.views.reports as page
+
+    same = [Seed(f"Нет воды {n}", address="ул. Ленина, 5", days_ago=n) for n in (9, 7, 5, 3, 1)]
+    filed = await seed_complaints(db, same, NOW)
+    whole = await page.report_data(db.session_factory, PERIOD, 3, str.split)
+    assert whole.repeats_from is None
+    assert [(r.number, r.earlier, r.reason) for r in whole.repeats] == [
+        (filed[i].number, filed[i - 1].number, "address") for i in (1, 2, 3, 4)]
+    monkeypatch.setattr(page, "REPEAT_ROWS", 3)  # the newest three complaints are read
+    cut = await page.report_data(db.session_factory, PERIOD, 3, str.split)
+    assert cut.repeats_from == filed[2].created_at + timedelta(days=3)
+    assert [(r.number, r.earlier) for r in cut.repeats] == [(filed[4].number, filed[3].number)]
+    assert cut.trends == whole.trends and cut.daily == whole.daily

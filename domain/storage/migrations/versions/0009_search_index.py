@@ -22,6 +22,10 @@ its exact condition on top, so the results are those of the scan.
   position, so a substring of a column is a substring of the folded text. Letters that
   share an ASCII character only cost selectivity, not results.
 
+Two indexes for the reports page: ``ix_complaints_created_sector`` (top categories of a
+period) and ``ix_complaints_places`` (what repeat detection reads of a period's
+complaints), so that neither reads the table's rows.
+
 Frozen: the mapping is copied in ``domain/storage/queries.py`` (a test compares them).
 """
 
@@ -63,7 +67,17 @@ PG_KEY = ("tsur_search_fold(coalesce(text, '') || chr(10) || coalesce(number, ''
           " || chr(10) || coalesce(address, ''))")
 
 
+REPORT_INDEXES = {
+    "ix_complaints_created_sector": ["created_at", "sector", "category"],
+    "ix_complaints_places": ["created_at", "status", "citizen_id", "sector", "category",
+                             "municipality", "latitude", "longitude", "number", "address",
+                             "id"],
+}
+
+
 def upgrade() -> None:
+    for name, columns in REPORT_INDEXES.items():
+        op.create_index(name, "complaints", columns)
     if op.get_bind().dialect.name == "postgresql":
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         op.execute(PG_FUNCTION)
@@ -78,6 +92,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    for name in REPORT_INDEXES:
+        op.drop_index(name, "complaints")
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP INDEX IF EXISTS ix_complaints_search")
         op.execute("DROP FUNCTION IF EXISTS tsur_search_fold(text)")
