@@ -62,7 +62,22 @@ def line(label: str, r: load.Result) -> str:
             f"  p99 {pct(r.full, .99):7.1f} ms (first reply p99 {pct(r.first, .99):6.1f})"
             f"  bot CPU {per:5.2f} ms/msg  harness {hper:5.2f}"
             + (f"  PostgreSQL {r.db_cpu / r.messages * 1000:5.2f}" if r.db_cpu > 0 else "")
-            + f"  errors {r.errors}")
+            + f"  errors {r.errors}\n" + counts(r))
+
+
+def counts(r: load.Result) -> str:
+    """Per update: Bot API calls by method, and the bot's SQL statements, commits and
+    round trips to aiosqlite's thread (stable numbers, unlike the times)."""
+    if not r.messages:
+        return ""
+    calls = ", ".join(f"{method} {n / r.messages:.2f}" for method, n in r.calls.most_common())
+    text = f"    per update: Bot API calls {r.calls.total() / r.messages:.2f} ({calls})"
+    if r.sql:
+        text += (f"; SQL statements {r.sql['statements'] / r.messages:.2f}, commits "
+                 f"{r.sql['commits'] / r.messages:.2f}, thread hops "
+                 f"{r.sql['hops'] / r.messages:.2f}; GC {r.sql['gc_us'] / r.messages / 1000:.2f} "
+                 f"ms ({r.sql['gc0']}/{r.sql['gc1']}/{r.sql['gc2']} collections)")
+    return text
 
 
 async def count_complaints(url: str) -> int:

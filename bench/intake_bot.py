@@ -62,7 +62,23 @@ async def tsur_system(args: argparse.Namespace) -> tuple[Any, Any]:
     if args.what_if_recheck:
         what_if_recheck(args.what_if_recheck)
     system = bootstrap(settings, classifier=classifier)
+    count_on_signal(system.database.engine)
     return system, build_dispatcher(system.engine)
+
+
+def count_on_signal(engine: Any) -> None:
+    """On SIGUSR1, print ``COUNTS {json}`` on stdout: the SQL statements, commits and
+    round trips to aiosqlite's thread so far (bench/intake_engine.py's hooks)."""
+    import json
+
+    from bench.intake_engine import Counts
+
+    counts = Counts(engine)
+
+    def report() -> None:
+        print("COUNTS " + json.dumps(dict(counts.c)), flush=True)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, report)
 
 
 def what_if_pool(size: int) -> None:
@@ -97,6 +113,10 @@ async def main(args: argparse.Namespace) -> None:
         system, dp = await tsur_system(args)
     else:
         dp = echo_dispatcher()
+    if system is not None:
+        import gc
+
+        gc.freeze()  # as config.runtime.serve does once everything has started
     try:
         if args.delivery == "polling":
             await poll(args, dp, system, stop)

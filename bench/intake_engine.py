@@ -92,6 +92,19 @@ class Counts:
 
             aiosqlite.Connection._execute = counted  # type: ignore[method-assign]
 
+        import gc
+
+        started = [0.0]
+
+        def collecting(phase: str, info: dict[str, Any]) -> None:
+            if phase == "start":
+                started[0] = time.perf_counter()
+            else:
+                self.c[f"gc{info['generation']}"] += 1
+                self.c["gc_us"] += int((time.perf_counter() - started[0]) * 1e6)
+
+        gc.callbacks.append(collecting)
+
     def _statement(self, conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
         self.c["statements"] += 1
 

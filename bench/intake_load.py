@@ -16,10 +16,11 @@ import contextlib
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,20 @@ class Deployment:
             if r.status != 200:
                 raise RuntimeError(f"webhook answered {r.status}")
         return sent_at
+
+    async def counts(self) -> Counter[str]:
+        """The tsur processes' SQL statements, commits and thread round trips so far
+        (``COUNTS`` lines they print on SIGUSR1); empty for the echo bot."""
+        total: Counter[str] = Counter()
+        if self.kind != "tsur":
+            return total
+        for proc in self.procs:
+            assert proc.stdout is not None
+            proc.send_signal(signal.SIGUSR1)
+            line = await asyncio.to_thread(proc.stdout.readline)
+            if line.startswith("COUNTS "):
+                total.update(json.loads(line[len("COUNTS "):]))
+        return total
 
     def cpu_seconds(self) -> float:
         """User + system CPU seconds used so far by the bot processes (from /proc)."""
@@ -250,6 +265,8 @@ class Result:
     bot_cpu: float = 0.0
     db_cpu: float = 0.0
     harness_cpu: float = 0.0
+    calls: Counter[str] = field(default_factory=Counter)  # Bot API calls the fake got
+    sql: Counter[str] = field(default_factory=Counter)  # statements, commits, hops
 
     @property
     def rate(self) -> float:
@@ -307,6 +324,7 @@ async def run(dep: Deployment, *, citizens: int, concurrency: int, rate: float |
                 dep.recorder.forget(set(done))
                 done.clear()
 
+    sql0, calls0 = await dep.counts(), len(dep.tg.calls)
     cpu0, hcpu0, t0 = dep.cpu_seconds(), time.process_time(), time.monotonic()
     db0 = postgres_cpu(dep.pg_database) if dep.pg_database else 0.0
     await asyncio.gather(*(lane() for _ in range(concurrency)))
@@ -315,5 +333,7 @@ async def run(dep: Deployment, *, citizens: int, concurrency: int, rate: float |
     result.harness_cpu = time.process_time() - hcpu0
     if dep.pg_database:
         result.db_cpu = postgres_cpu(dep.pg_database) - db0
+    result.calls = Counter(call.method for call in dep.tg.calls[calls0:])
+    result.sql = await dep.counts() - sql0
     dep.recorder.forget(set(done))
     return result
