@@ -380,6 +380,41 @@ async def refresh(factory: async_sessionmaker[AsyncSession], offset: timedelta, 
 
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """What a refresh would do now: ``days`` local days to recompute (at least; None: a
+    full rebuild), and when the aggregates were last refreshed."""
+
+    days: int | None
+    refreshed_at: datetime | None
+
+
+async def pending(factory: async_sessionmaker[AsyncSession], offset: timedelta) -> Pending:
+    """A cheap look at the work waiting for :func:`refresh` (the history rows past the
+    watermark and the survey answers since the last refresh, by local day; indexed
+    lookups of the changes only), so the ratings page can leave a long catch-up to the
+    scheduler instead of making its reader wait."""
+    c, h, s = ComplaintRow, HistoryRow, SurveyRow
+    async with factory() as session:
+        dialect = session.get_bind().dialect.name
+        state = (await session.execute(select(ReportStateRow.offset_minutes,
+                                              ReportStateRow.history_id,
+                                              ReportStateRow.survey_at,
+                                              ReportStateRow.refreshed_at)
+                                       .where(ReportStateRow.id == 1))).one_or_none()
+        if state is None or state[0] != int(offset.total_seconds() // 60):
+            return Pending(None, None if state is None else state[3])
+        _, mark, survey_at, refreshed_at = state
+        day = local_day(c.created_at, dialect, offset)
+        days = set((await session.execute(select(day).distinct().select_from(h).join(
+            c, c.id == h.complaint_id).where(h.id > mark))).scalars())
+        answered = s.answered_at >= survey_at - OVERLAP if survey_at else s.answered_at.is_not(
+            None)
+        days.update((await session.execute(select(day).distinct().select_from(s).join(
+            c, c.id == s.complaint_id).where(answered))).scalars())
+    return Pending(len(days), refreshed_at)
+
+
 async def refresh_reports(factory: async_sessionmaker[AsyncSession], tz: tzinfo,
                           now: datetime) -> Refreshed:
     """The scheduler's job: :func:`refresh` at the offset of ``tz`` at ``now`` (so that the

@@ -217,3 +217,36 @@ async def test_open311_publishes_no_personal_data(portal, http):
     assert one["status"] == "open" and one["expected_datetime"]
     async with http.get(base + "/requests/2026-999999.json") as resp:
         assert resp.status == 404
+
+
+async def test_ratings_leave_a_long_catch_up_to_the_scheduler_and_say_so(
+        portal, http, monkeypatch: pytest.MonkeyPatch):
+    import portal.views.ratings as ratings_page
+    from domain.calendar import WorkingCalendar
+    from domain.storage.report_refresh import refresh
+
+    def complaints(page: str) -> int:
+        return int(re.search(r'id="summary">[^<]*<strong>(\d+)</strong>', page)[1])
+
+    assert await http_login(http, portal.url, "sergey") == 200
+    async with http.get(portal.url + "/portal/ratings") as resp:
+        page = await resp.text()
+    assert complaints(page) == 5 and 'id="behind"' not in page  # built by the page itself
+    monkeypatch.setattr(ratings_page, "PAGE_REFRESH_DAYS", 1)
+    for days_ago in (2, 4):  # changes on two local days: more than the page waits for
+        await portal_seed(portal, days_ago)
+    async with http.get(portal.url + "/portal/ratings") as resp:
+        page = await resp.text()
+    assert complaints(page) == 5 and 'id="behind"' in page  # the figures before the changes
+    await refresh(portal.database.session_factory, portal.clock().astimezone(
+        WorkingCalendar().tz).utcoffset())  # the scheduler's job
+    async with http.get(portal.url + "/portal/ratings") as resp:
+        page = await resp.text()
+    assert complaints(page) == 7 and 'id="behind"' not in page
+
+
+async def portal_seed(server: PortalServer, days_ago: float) -> None:
+    from tests.e2e.portal_fixtures import seed_complaints
+
+    await seed_complaints(server.database, [Seed("Ещё одна жалоба", days_ago=days_ago)],
+                          server.clock())
