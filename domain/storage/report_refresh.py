@@ -75,7 +75,7 @@ from domain.storage.report_daily_orm import (
     ReportRatingWaitRow,
     ReportStateRow,
 )
-from domain.storage.reports import hours, reopened_ever
+from domain.storage.reports import complaints_by, hours, reopened_ever
 from domain.storage.surveys_orm import SurveyRow
 
 OVERLAP = timedelta(minutes=10)
@@ -113,13 +113,29 @@ Pair = tuple[dict[int, int], dict[int, int]]  # histograms: first answer, resolu
 HistKey = tuple[int, str, str]  # start day, dim, key
 
 
+def _indexed(dialect: str, days: tuple[int, int] | None, offset: timedelta,
+             agencies: Iterable[str] | None = None) -> tuple[Any, list[Any]]:
+    """The complaints read through ``ix_complaints_report`` on SQLite (its planner would
+    read every row of a day to filter an agency) and the conditions selecting the local
+    days ``[first, end)`` (None: all) and ``agencies`` on its columns."""
+    c = complaints_by("ix_complaints_report", dialect).c
+    where: list[Any] = []
+    if days is not None:
+        where += [c.created_at >= day_start(days[0], offset),
+                  c.created_at < day_start(days[1], offset)]
+    if agencies is not None:
+        where.append(c.agency.in_(sorted(agencies)))
+    return c, where
+
+
 async def _write_counts(session: AsyncSession, dialect: str, offset: timedelta,
-                        where: list[Any], *, some_agencies: bool = False) -> None:
-    """Insert the ``report_daily`` rows of the complaints ``where`` selects (summed in
-    SQL; the survey answers in a second pass, by key). For ``some_agencies`` of a day,
-    SQLite is told to filter the agency in ``ix_complaints_report`` before it reads rows
-    (its planner would read every row of the day)."""
-    c, s = ComplaintRow, SurveyRow
+                        days: tuple[int, int] | None, agencies: Iterable[str] | None = None
+                        ) -> None:
+    """Insert the ``report_daily`` rows of the complaints of local ``days`` (None: all),
+    only of ``agencies`` if given (summed in SQL; the survey answers in a second pass, by
+    key)."""
+    s = SurveyRow
+    c, where = _indexed(dialect, days, offset, agencies)
     day = local_day(c.created_at, dialect, offset)
     municipality = func.coalesce(c.municipality, "")
     answered, resolved = c.first_answered_at.is_not(None), c.resolved_at.is_not(None)
@@ -129,18 +145,16 @@ async def _write_counts(session: AsyncSession, dialect: str, offset: timedelta,
             func.sum(_count(and_(resolved, c.resolved_at <= c.resolution_due))),
             func.sum(_count(c.status.in_(("closed", "rejected")))),
             func.sum(_count(and_(c.status == "closed", answered))),
-            func.sum(_count(reopened_ever(dialect))),
+            func.sum(_count(reopened_ever(dialect, c.id))),
             *(literal(0, Integer) for _ in range(4))]  # surveys: below
     keys = (day, c.agency, municipality, c.sector, c.category)
     query = select(*keys, *sums).where(*where).group_by(*keys)
-    if some_agencies:
-        query = query.with_hint(c, "INDEXED BY ix_complaints_report", "sqlite")
     await session.execute(insert(_table(ReportDayRow)).from_select(
         ["day", "agency", "municipality", "sector", "category", *COUNTS, "rating_sum"],
         query))
     surveys = (select(*keys, func.count(), func.coalesce(func.sum(_count(s.solved.is_(True))), 0),
                       func.count(s.rating), func.coalesce(func.sum(s.rating), 0))
-               .select_from(s).join(c, c.id == s.complaint_id)
+               .select_from(s).join(c.id.table, c.id == s.complaint_id)
                .where(s.answered_at.is_not(None), *where).group_by(*keys))
     r = _table(ReportDayRow).c
     found = [{"d": int(d), "a": a, "m": m, "s": sector, "c": category, "n": int(n),
@@ -158,18 +172,18 @@ async def _write_counts(session: AsyncSession, dialect: str, offset: timedelta,
 
 
 async def _day_hists(session: AsyncSession, dialect: str, offset: timedelta,
-                     where: list[Any]) -> dict[HistKey, Pair]:
-    """The histograms of the complaints ``where`` selects, per day and dimension. Whole
-    days: every column read is in ``ix_complaints_report``, so SQLite reads no table."""
-    c = ComplaintRow
+                     days: tuple[int, int] | None) -> dict[HistKey, Pair]:
+    """The histograms of the complaints of local ``days`` (None: all), per day and
+    dimension. Whole days: every column read is in ``ix_complaints_report``, so SQLite
+    reads no table."""
+    c, where = _indexed(dialect, days, offset)
     day = local_day(c.created_at, dialect, offset)
     municipality = func.coalesce(c.municipality, "")
     answered, resolved = c.first_answered_at.is_not(None), c.resolved_at.is_not(None)
     durations = (select(day, c.agency, municipality, hours(c.first_answered_at, c.created_at,
                                                             dialect),
                         hours(c.resolved_at, c.created_at, dialect))
-                 .where(*where, or_(answered, resolved))
-                 .with_hint(c, "INDEXED BY ix_complaints_report", "sqlite"))
+                 .where(*where, or_(answered, resolved)))
     out: dict[HistKey, Pair] = {}
     for d, agency, place, first, resolution in await session.execute(durations):
         fb = None if first is None else bucket(float(first))
@@ -315,8 +329,8 @@ async def refresh(factory: async_sessionmaker[AsyncSession], offset: timedelta, 
             await _rating_moves(session, day)
             for table in (ReportDayRow, ReportMonthRow, ReportHistRow):
                 await session.execute(delete(table))
-            await _write_counts(session, dialect, offset, [])
-            hists = await _day_hists(session, dialect, offset, [])
+            await _write_counts(session, dialect, offset, None)
+            hists = await _day_hists(session, dialect, offset, None)
             replaced = None
             days = set(await session.scalars(select(ReportDayRow.day).distinct()))
         else:
@@ -348,15 +362,11 @@ async def refresh(factory: async_sessionmaker[AsyncSession], offset: timedelta, 
             days = set(scope)
             d_ = ReportDayRow
             for d, agencies in sorted(scope.items()):
-                where = [c.created_at >= day_start(d, offset),
-                         c.created_at < day_start(d + 1, offset)]
                 gone = delete(d_).where(d_.day == d)
                 if agencies is not None:
-                    where.append(c.agency.in_(sorted(agencies)))
                     gone = gone.where(d_.agency.in_(sorted(agencies)))
                 await session.execute(gone)
-                await _write_counts(session, dialect, offset, where,
-                                    some_agencies=agencies is not None)
+                await _write_counts(session, dialect, offset, (d, d + 1), agencies)
             hists = {}
             replaced = await _read_hists(session, "day", days)
             for i in range(0, len(days), CHUNK):
@@ -364,9 +374,7 @@ async def refresh(factory: async_sessionmaker[AsyncSession], offset: timedelta, 
                 await session.execute(delete(ReportHistRow).where(
                     ReportHistRow.span == "day", ReportHistRow.start.in_(chunk)))
             for start, end in _ranges(days):
-                hists.update(await _day_hists(session, dialect, offset, [
-                    c.created_at >= day_start(start, offset),
-                    c.created_at < day_start(end, offset)]))
+                hists.update(await _day_hists(session, dialect, offset, (start, end)))
         await _write_hists(session, "day", hists)
         await _write_months(session, {month_of(d) for d in days}, hists,
                             None if full else replaced)

@@ -206,14 +206,15 @@ def epoch(value: Any, dialect: str) -> Any:
     return (func.julianday(value) - 2440587.5) * 86400.0
 
 
-def reopened_ever(dialect: str) -> Any:
+def reopened_ever(dialect: str, complaint_id: Any = None) -> Any:
     """The complaint was reopened at least once (a status entry "→ reopened"). Spelled out
     as the partial index ``ix_complaint_history_reopened`` (migration 0007) has it: the
     planners use a partial index only for a predicate they can match with its own."""
     h = HistoryRow
     new: Any = literal_column("(complaint_history.data ->> 'new')" if dialect == "postgresql"
                          else "JSON_EXTRACT(complaint_history.data, '$.\"new\"')")
-    return exists().where(h.complaint_id == ComplaintRow.id,
+    return exists().where(h.complaint_id == (ComplaintRow.id if complaint_id is None
+                                             else complaint_id),
                           h.kind == literal_column("'status'"),
                           new == literal_column("'reopened'"))
 
