@@ -27,7 +27,7 @@ from dialogue.messages import IncomingMessage, OutgoingMessage
 
 from .messenger import TelegramMessenger
 from .polling import POLL_TIMEOUT, ConfirmingPolling
-from .render import escape
+from .render import escape, merge_replies
 from .session import TsurSession
 from .translate import incoming_from_callback, incoming_from_message, language_hint
 
@@ -89,15 +89,22 @@ class TelegramChannel:
             await self._converse(incoming, bot)
 
     async def on_callback(self, query: CallbackQuery, bot: Bot) -> None:
-        # Answered first and unconditionally: the citizen's spinner stops whatever happens
-        # next, and a slow engine step cannot make the query expire.
+        # Answered unconditionally and at once: the citizen's spinner stops whatever
+        # happens next, and a slow engine step cannot make the query expire. The answer
+        # travels while the engine works (the step does not wait for its round trip).
+        answer = asyncio.ensure_future(self._answer(query, bot))
+        try:
+            incoming = incoming_from_callback(query)
+            if incoming is not None:
+                await self._converse(incoming, bot)
+        finally:
+            await answer
+
+    async def _answer(self, query: CallbackQuery, bot: Bot) -> None:
         try:
             await self.messenger(bot).call(query.answer())
         except TelegramAPIError as exc:
             log.info("telegram: could not answer callback query %s: %s", query.id, exc)
-        incoming = incoming_from_callback(query)
-        if incoming is not None:
-            await self._converse(incoming, bot)
 
     async def on_group_start(self, message: Message, bot: Bot) -> None:
         lang = language_hint(message.from_user) or "ru"
@@ -118,7 +125,7 @@ class TelegramChannel:
             return
         persisted()  # the platform may now be told the update was taken
         messenger = self.messenger(bot)
-        for reply in replies:
+        for reply in merge_replies(replies):
             try:
                 delivered = await messenger.send(incoming.address, reply)
             except Exception:

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from aiogram.enums import ParseMode
@@ -141,6 +143,30 @@ def telegram_file_id(attachment: Attachment) -> str | None:
     if not sep:
         return attachment.ref  # a bare file_id, as bots.telegram.translate produces
     return rest if channel == "telegram" and rest else None
+
+
+def merge_replies(replies: Sequence[OutgoingMessage]) -> list[OutgoingMessage]:
+    """The replies of one dialogue step with each plain text (no buttons, keyboard or
+    files) put at the top of the text that follows it, a blank line between, when both fit
+    one Telegram message: the citizen reads the same words in one message instead of
+    two ("Category: roads." then the photo question), and the bot makes one call less.
+    A reply with attachments is never merged into (its photos go before its text)."""
+    merged: list[OutgoingMessage] = []
+    for reply in replies:
+        last = merged[-1] if merged else None
+        if (last is not None and _plain(last) and not reply.attachments and last.text.strip()
+                and reply.text.strip()):
+            text = f"{last.text}\n\n{reply.text}"
+            if _units(text) <= MAX_TEXT:
+                merged[-1] = replace(reply, text=text)
+                continue
+        merged.append(reply)
+    return merged
+
+
+def _plain(msg: OutgoingMessage) -> bool:
+    return not (msg.buttons or msg.attachments or msg.request_location
+                or msg.remove_keyboard)
 
 
 def render(chat_id: int | str, msg: OutgoingMessage, *,

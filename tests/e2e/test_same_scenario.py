@@ -6,7 +6,8 @@ outbox. Each channel runs for real (aiogram polling the fake Bot API, vkbottle p
 fake VK, the web chat over a WebSocket) on its own SQLite file, and must show the citizen
 exactly what the dialogue core says — the texts and the buttons of a reference run of the
 engine with no channel at all — modulo rendering: Telegram's extra message carrying the
-location keyboard, VK's numbered list of options that did not fit as buttons.
+location keyboard and its plain texts put together with the message after them
+(``merge_replies``), VK's numbered list of options that did not fit as buttons.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
+from bots.telegram.render import merge_replies
 from dialogue.engine import Engine
 from dialogue.messages import Channel, OutgoingMessage
 from dialogue.nlu import KeywordClassifier
@@ -263,14 +265,13 @@ async def start_web(stack: AsyncExitStack, engine: Engine, database: Database,
 
 
 @pytest.fixture
-async def reference(tmp_path: Path) -> AsyncIterator[list[list[Shown]]]:
+async def reference(tmp_path: Path) -> AsyncIterator[list[list[OutgoingMessage]]]:
     """What the dialogue core itself says at each step, with no channel in between."""
     database = await new_database(tmp_path / "reference.db")
     chat = Chat(new_engine(database), user_id="ref", channel=Channel.WEB, language_hint="ru")
     said = []
     for action, value in STEPS:
-        said.append(expected(await (chat.send(value) if action == "text"
-                                    else chat.press(value))))
+        said.append(await (chat.send(value) if action == "text" else chat.press(value)))
     yield said
     await database.dispose()
 
@@ -278,12 +279,14 @@ async def reference(tmp_path: Path) -> AsyncIterator[list[list[Shown]]]:
 @pytest.mark.parametrize("start", [start_telegram, start_vk, start_web],
                          ids=["telegram", "vk", "web"])
 async def test_the_same_dialogue_and_answer_in_every_channel(
-        start: Start, reference: list[list[Shown]], tmp_path: Path) -> None:
+        start: Start, reference: list[list[OutgoingMessage]], tmp_path: Path) -> None:
     database = await new_database(tmp_path / "tsur.db")
     async with AsyncExitStack() as stack:
         stack.push_async_callback(database.dispose)
         citizen, worker = await start(stack, new_engine(database), database, tmp_path)
-        for (action, value), want in zip(STEPS, reference, strict=True):
+        for (action, value), replies in zip(STEPS, reference, strict=True):
+            want = expected(merge_replies(replies) if citizen.channel == "telegram"
+                            else replies)
             act = citizen.say if action == "text" else citizen.press
             assert await act(value, len(want)) == want, (action, value)
         assert "зарегистрировано" in reference[-1][0].text

@@ -378,7 +378,8 @@ async def test_callback_queries_are_answered_and_carry_the_payload(channel) -> N
     menu = await tg.wait_for_message(USER, "Choose a sector")
     update = tg.press(USER, menu, "sector:roads")
     await tg.wait_for_message(USER, "payload: sector:roads")
-    assert update["callback_query"]["id"] in tg.callback_answers
+    # answered while the engine worked: the answer may arrive after the reply
+    await tg.wait_for(lambda: update["callback_query"]["id"] in tg.callback_answers)
     assert engine.received[-1].address == Address(Channel.TELEGRAM, str(USER))
 
 
@@ -392,6 +393,26 @@ def test_split_text_cuts_long_lines_at_spaces_and_counts_like_telegram() -> None
     emoji = split_text("🙂" * 3000)  # 6,000 UTF-16 units: Telegram counts each as two
     assert [len(p) for p in emoji] == [2048, 952]
     assert split_text("  \n\n ") == []
+
+
+def test_plain_texts_are_put_together_with_the_message_after_them() -> None:
+    from bots.telegram.render import merge_replies
+    from dialogue.messages import Attachment, AttachmentKind
+
+    yes = ((Button("Да", "x:yes"),),)
+    photo = (Attachment(AttachmentKind.PHOTO, "AgAC"),)
+    merged = merge_replies([OutgoingMessage("Принято."), OutgoingMessage("Ещё?", yes),
+                            OutgoingMessage("Итог")])
+    assert merged == [OutgoingMessage("Принято.\n\nЕщё?", yes), OutgoingMessage("Итог")]
+    assert merge_replies([OutgoingMessage("a"), OutgoingMessage("b"),
+                          OutgoingMessage("c")]) == [OutgoingMessage("a\n\nb\n\nc")]
+    # a photo goes before its text, and two texts over one message's limit stay apart
+    kept = [OutgoingMessage("Принято."), OutgoingMessage("Фото", attachments=photo)]
+    assert merge_replies(kept) == kept
+    long = [OutgoingMessage("я" * 3000), OutgoingMessage("ю" * 1100)]
+    assert merge_replies(long) == long
+    location = [OutgoingMessage("Где?", request_location=True), OutgoingMessage("Итог")]
+    assert merge_replies(location) == location
 
 
 async def test_group_updates_fall_through_to_other_routers(tmp_path: Path) -> None:
