@@ -10,14 +10,23 @@ resolutions log-normally distributed around the deadlines, ~5 % reopened, status
 COPY); the timed queries are the portal's own (``register_page``, ``ratings``), each the
 median of several runs, printed with its ratio to ``SELECT count(*) FROM complaints`` timed
 in the same script. Target: each under 1 s on SQLite.
+
+The portal's pages are also timed end to end over HTTP (``pages``: the real aiohttp app on
+127.0.0.1, a supervisor logged in): register, search, a complaint, the deadline board,
+ratings, reports and Open311's request list. ``--only TEXT`` runs the cases whose label
+holds TEXT (the baseline always runs). ``insert_cost`` times single-complaint inserts
+with and without the search index's upkeep (SQLite triggers, PostgreSQL's GIN index),
+alternated, on a fresh database.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
+import re
 import sqlite3
 import statistics
 import sys
@@ -214,7 +223,8 @@ def local_days(days: int) -> Period:
                   datetime.combine(today + timedelta(days=1), dtime(), tzinfo=LOCAL))
 
 
-async def measure(database: Database, name: str, repeat: int) -> list[tuple[str, float]]:
+async def measure(database: Database, name: str, repeat: int, only: str = ""
+                  ) -> list[tuple[str, float]]:
     month, quarter, year = local_days(30), local_days(91), local_days(365)
     factory = database.session_factory
     changes = random.Random(11)
@@ -295,15 +305,169 @@ async def measure(database: Database, name: str, repeat: int) -> list[tuple[str,
         ("ratings: 365 days after 20 changes", report(year), touch(20)),
         ("ratings: 365 days after 200 changes", report(year), touch(200)),
     ]
+    cases += [(label, run, before) for label, run, before in await page_cases(
+        database, name, year, touch)]
     out = []
     for label, run, before in cases:
-        out.append((label, await timed(run, repeat, before)))
+        if label == cases[0][0] or only in label:
+            out.append((label, await timed(run, repeat, before)))
     base = out[0][1]
     print(f"\n{name}")
     print(f"  full build of the aggregates: {build:.1f} s ({built.days} days)")
     for label, seconds in out:
-        print(f"  {label:<48} {seconds * 1000:9.1f} ms  {seconds / base:7.1f}× baseline")
+        print(f"  {label:<56} {seconds * 1000:9.1f} ms  {seconds / base:7.1f}× baseline")
+    await close_pages()
     return out
+
+
+_closers: list[Callable[[], Awaitable[Any]]] = []
+
+
+async def close_pages() -> None:
+    while _closers:
+        await _closers.pop()()
+
+
+async def page_cases(database: Database, name: str, year: Period,
+                     touch: Callable[[int], Callable[[], Awaitable[Any]]]
+                     ) -> list[tuple[str, Callable[[], Awaitable[Any]],
+                                     Callable[[], Awaitable[Any]] | None]]:
+    """The portal's pages over HTTP, as a logged-in supervisor sees them."""
+    from aiohttp import ClientSession, CookieJar, web
+    from aiohttp.test_utils import TestServer
+
+    from portal import setup_portal
+    from portal.users import add_user
+
+    with contextlib.suppress(ValueError):  # a kept file has the user already
+        await add_user(database, "bench", "bench password 1", "supervisor", now=NOW)
+    app = web.Application()
+    setup_portal(app, database=database, catalogue=load_catalogue(), clock=lambda: NOW)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    http = ClientSession(cookie_jar=CookieJar(unsafe=True))
+    _closers.extend((server.close, http.close))
+    base = str(server.make_url("")).rstrip("/")
+    async with http.get(base + "/login") as resp:
+        token = re.search(r'name="csrf" value="([^"]+)"', await resp.text())
+    assert token is not None
+    async with http.post(base + "/login", data={"login": "bench", "password":
+                                                 "bench password 1", "csrf": token[1]}) as resp:
+        assert resp.status == 200, resp.status
+    async with database.session_factory() as s:
+        number = (await s.execute(text("SELECT number FROM complaints ORDER BY id DESC"
+                                       " LIMIT 1"))).scalar_one()
+
+    def get(path: str) -> Callable[[], Awaitable[Any]]:
+        async def run() -> None:
+            async with http.get(base + path) as resp:
+                body = await resp.read()
+                assert resp.status == 200, (path, resp.status, body[:300])
+        return run
+
+    today = NOW.astimezone(LOCAL).date()
+    last = lambda days: (f"from={today - timedelta(days=days - 1)}&to={today}")  # noqa: E731
+    return [
+        ("page: register", get("/portal/complaints"), None),
+        ("page: register, search a word in no complaint", get("/portal/complaints?q=жираф"),
+         None),
+        ("page: register, search \"фонарь\"", get("/portal/complaints?q=фонарь"), None),
+        ("page: complaint", get(f"/portal/complaints/{number}"), None),
+        ("page: deadline board", get("/portal/deadlines"), None),
+        ("page: ratings, 30 days", get("/portal/ratings"), None),
+        ("page: ratings, 365 days", get(f"/portal/ratings?{last(365)}"), None),
+        ("page: ratings, 365 days after 200 changes", get(f"/portal/ratings?{last(365)}"),
+         touch(200)),
+        ("page: reports, 30 days", get("/portal/reports"), None),
+        ("page: reports, 91 days", get(f"/portal/reports?{last(91)}"), None),
+        ("page: reports, 365 days", get(f"/portal/reports?{last(365)}"), None),
+        ("page: Open311 requests", get("/open311/v2/requests.json"), None),
+    ]
+
+
+INSERT_ROUNDS, INSERT_BLOCK = 6, 200
+
+
+def _complaint_rows(start: int, n: int) -> list[tuple]:
+    """``n`` complaint rows as the bulk loaders take them, ids from ``start``."""
+    rows = next(generate(n, seed=start))[1]
+    return [(start + i, f"X-{start + i:09d}", 1, *r[3:]) for i, r in enumerate(rows)]
+
+
+def insert_cost_sqlite(path: Path) -> tuple[float, float]:
+    """Seconds per complaint insert (one transaction each, WAL, synchronous=NORMAL as the
+    product runs) with the search index's triggers and without them, alternated."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("INSERT INTO citizens (id, language, name, phone, subscribed_sectors,"
+                 " reachable, created_at) VALUES (1, 'ru', '', '', '[]', 1, '2026-01-01')")
+    triggers = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND"
+                            " name LIKE 'complaints_fts_%'").fetchall()
+    assert len(triggers) == 3, triggers
+    sql = (f"INSERT INTO complaints ({', '.join(COMPLAINT_COLUMNS)}) VALUES "
+           f"({', '.join('?' * len(COMPLAINT_COLUMNS))})")
+    times: dict[bool, list[float]] = {True: [], False: []}
+    next_id = 1
+    for _ in range(INSERT_ROUNDS):
+        for indexed in (True, False):
+            if not indexed:
+                for name in ("insert", "update", "delete"):
+                    conn.execute(f"DROP TRIGGER complaints_fts_{name}")
+            rows = [tuple(map(_sqlite_value, r)) for r in _complaint_rows(next_id,
+                                                                          INSERT_BLOCK)]
+            next_id += INSERT_BLOCK
+            start = time.perf_counter()
+            for row in rows:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(sql, row)
+                conn.execute("COMMIT")
+            times[indexed].append((time.perf_counter() - start) / INSERT_BLOCK)
+            if not indexed:
+                for (body,) in triggers:
+                    conn.execute(body)
+    conn.close()
+    return statistics.median(times[True]), statistics.median(times[False])
+
+
+async def insert_cost_postgres(url: str) -> tuple[float, float]:
+    """As :func:`insert_cost_sqlite`, with and without ``ix_complaints_search``."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        definition = await conn.fetchval("SELECT indexdef FROM pg_indexes WHERE indexname ="
+                                          " 'ix_complaints_search'")
+        await conn.execute("INSERT INTO citizens (id, language, name, phone,"
+                           " subscribed_sectors, reachable, created_at) VALUES (1, 'ru', '',"
+                           " '', '[]', true, now())")
+        sql = (f"INSERT INTO complaints ({', '.join(COMPLAINT_COLUMNS)}) VALUES "
+               f"({', '.join(f'${i + 1}' for i in range(len(COMPLAINT_COLUMNS)))})")
+        times: dict[bool, list[float]] = {True: [], False: []}
+        next_id = 1
+        for _ in range(INSERT_ROUNDS):
+            for indexed in (True, False):
+                if not indexed:
+                    await conn.execute("DROP INDEX ix_complaints_search")
+                rows = _complaint_rows(next_id, INSERT_BLOCK)
+                next_id += INSERT_BLOCK
+                start = time.perf_counter()
+                for row in rows:
+                    await conn.execute(sql, *row)  # autocommit: one transaction each
+                times[indexed].append((time.perf_counter() - start) / INSERT_BLOCK)
+                if not indexed:
+                    await conn.execute(definition)
+    finally:
+        await conn.close()
+    return statistics.median(times[True]), statistics.median(times[False])
+
+
+def print_insert_cost(name: str, indexed: float, plain: float) -> None:
+    print(f"\n{name}: a complaint insert (own transaction), median of {INSERT_ROUNDS} blocks"
+          f" of {INSERT_BLOCK}, alternated")
+    print(f"  without the search index (baseline)  {plain * 1000:8.3f} ms      1.0× baseline")
+    print(f"  with the search index                {indexed * 1000:8.3f} ms  "
+          f"{indexed / plain:7.2f}× baseline")
 
 
 def _bind(value: datetime, name: str) -> Any:
@@ -319,9 +483,17 @@ async def main() -> int:
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--keep", type=Path, help="SQLite file to create or reuse")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per case")
+    parser.add_argument("--only", default="", help="run only the cases whose label holds this")
+    parser.add_argument("--no-insert-cost", action="store_true",
+                        help="skip timing the search index's upkeep on inserts")
     args = parser.parse_args()
     if args.backend in ("sqlite", "both"):
         folder = Path(tempfile.mkdtemp(prefix="tsur-bench-"))
+        if not args.no_insert_cost:
+            await upgrade_async(sqlite_url(folder / "inserts.db"))
+            print_insert_cost(f"SQLite {sqlite3.sqlite_version}",
+                              *await asyncio.to_thread(insert_cost_sqlite,
+                                                       folder / "inserts.db"))
         path = args.keep or folder / "bench.db"
         url = sqlite_url(path)
         fresh = not path.exists()
@@ -336,7 +508,7 @@ async def main() -> int:
             with sqlite3.connect(path) as conn:  # a kept file may hold another number
                 n = conn.execute("SELECT count(*) FROM complaints").fetchone()[0]
             await measure(database, f"SQLite {sqlite3.sqlite_version}, {n:,} complaints",
-                          args.repeat)
+                          args.repeat, args.only)
         finally:
             await database.dispose()
     if args.backend in ("postgresql", "both"):
@@ -347,6 +519,10 @@ async def main() -> int:
             return 0
         server = PostgresServer.start()
         try:
+            if not args.no_insert_cost:
+                inserts = server.create_database("inserts")
+                await upgrade_async(inserts)
+                print_insert_cost("PostgreSQL", *await insert_cost_postgres(inserts))
             url = server.create_database("bench")
             await upgrade_async(url)
             start = time.perf_counter()
@@ -355,7 +531,8 @@ async def main() -> int:
                   f"{time.perf_counter() - start:.0f} s")
             database = Database.from_url(url)
             try:
-                await measure(database, f"PostgreSQL, {args.n:,} complaints", args.repeat)
+                await measure(database, f"PostgreSQL, {args.n:,} complaints", args.repeat,
+                              args.only)
             finally:
                 await database.dispose()
         finally:
