@@ -146,31 +146,52 @@ class Watch:
         return (len(self.tg.world.sent) - self.tg_sent0
                 + len(self.vk.world.sent) - self.vk_sent0)
 
-    def part(self, label: str, tg_rate: float, vk_rate: float) -> None:
-        tg_times = [c.time for c in self.tg.calls[self.tg_calls0:]
+    def part(self, label: str, tg_rate: float, vk_rate: float, started: float,
+             held: frozenset[tuple[str, str]] = frozenset(), killed: float = 0.0) -> None:
+        """Print the arrivals since :meth:`mark`. ``started``: when the sender processes
+        started; ``held``: (channel, chat) of the rows the killed sender had claimed, which
+        become due only when its lease runs out (after ``killed`` + the lease)."""
+        tg_calls = [c for c in self.tg.calls[self.tg_calls0:]
                     if c.method.lower() == "sendmessage" and c.status == 200]
         vk_calls = [c for c in self.vk.calls[self.vk_calls0:]
                     if c.method == "messages.send" and not c.error_code and c.status == 200]
         tg_refused = (self.tg.flood.refused if self.tg.flood else 0) - self.tg_refused0
         vk_refused = (self.vk.flood.refused if self.vk.flood else 0) - self.vk_refused0
+        tg_held = [("telegram", str(c.params.get("chat_id"))) in held for c in tg_calls]
+        vk_held = [any(("vk", p) in held for p in peers_of(c.params)) for c in vk_calls]
+        tg_late = [c for c, late in zip(tg_calls, tg_held, strict=True) if late]
+        vk_late = [c for c, late in zip(vk_calls, vk_held, strict=True) if late]
+        tg_times = [c.time for c, late in zip(tg_calls, tg_held, strict=True) if not late]
+        sends = [c for c, late in zip(vk_calls, vk_held, strict=True) if not late]
+        vk_times = [c.time for c in sends]
         print(f"  {label}")
         if tg_times:
             print(f"    Telegram: {len(tg_times):,} messages, {rate(tg_times):,.1f} msg/s = "
                   f"{rate(tg_times) / tg_rate:.3f} of the allowed {tg_rate:g}/s (middle 80 %: "
-                  f"{steady(tg_times) / tg_rate:.3f}); 429s drawn: {tg_refused}")
-        if vk_calls:
-            vk_times = [c.time for c in vk_calls]
-            peers = sum(len(str(c.params.get("peer_ids") or "1").split(","))
-                        for c in vk_calls)
-            per_request = peers / len(vk_calls)
-            print(f"    VK: {len(vk_calls):,} requests ({per_request:.1f} peers each), "
+                  f"{steady(tg_times) / tg_rate:.3f}); first arrival "
+                  f"{tg_times[0] - started:.1f} s after the sender started; "
+                  f"429s drawn: {tg_refused}")
+        if vk_times:
+            per_request = sum(len(peers_of(c.params)) for c in sends) / len(sends)
+            print(f"    VK: {len(vk_times):,} requests ({per_request:.1f} peers each), "
                   f"{rate(vk_times):,.2f} req/s = {rate(vk_times) / vk_rate:.3f} of the "
                   f"allowed {vk_rate:g} req/s (middle 80 %: "
                   f"{steady(vk_times) / vk_rate:.3f}); "
                   f"{rate(vk_times) * per_request:,.0f} msg/s = "
                   f"{rate(vk_times) * per_request / (vk_rate * VK_PEERS):.3f} of "
-                  f"{vk_rate * VK_PEERS:,.0f} msg/s; errors 6 drawn: {vk_refused}")
+                  f"{vk_rate * VK_PEERS:,.0f} msg/s; first arrival "
+                  f"{vk_times[0] - started:.1f} s after the sender started; "
+                  f"errors 6 drawn: {vk_refused}")
+        for name, late in (("Telegram", tg_late), ("VK", vk_late)):
+            if late:
+                print(f"    {name}: {len(late):,} requests for rows the killed sender had "
+                      f"claimed, {late[0].time - killed:.1f}–{late[-1].time - killed:.1f} s "
+                      f"after the kill (lease {LEASE} s); not in the rate above")
         self.mark()
+
+
+def peers_of(params: dict[str, Any]) -> list[str]:
+    return str(params.get("peer_ids") or params.get("peer_id") or "").split(",")
 
 
 def rate(times: list[float]) -> float:
@@ -231,17 +252,21 @@ async def scenario(name: str, db: Database, tg: FakeTelegram, vk: FakeVK,
           "messages on VK)")
     env = {**env, "TSUR_TELEGRAM_RATE": str(tg_rate), "TSUR_VK_RATE": str(vk_rate)}
     watch = Watch(tg, vk)
+    started = time.monotonic()
     proc = Sender(env, log, args.one_sender)
     window = 0
     try:
         await wait_until(watch.delivered, int(reachable * args.kill_at), proc,
                          args.stall + 30)
         proc.kill()
+        killed = time.monotonic()
         at_kill = await outbox_counts(db, b.id)
+        held = await claimed(db, b.id)
         window = at_kill.get("pending, claimed", 0)
         print(f"  SIGKILL after {watch.delivered():,} of {reachable:,} arrived; rows at "
               f"the kill: {at_kill}")
-        watch.part("before the kill:", tg_rate, vk_rate)
+        watch.part("before the kill:", tg_rate, vk_rate, started)
+        started = time.monotonic()
         proc = Sender(env, log, args.one_sender)
         if not await wait_until(watch.delivered, reachable, proc, args.stall):
             print(f"  gave up: {watch.delivered():,} arrived; sender exit code "
@@ -250,10 +275,20 @@ async def scenario(name: str, db: Database, tg: FakeTelegram, vk: FakeVK,
             if not any(k.startswith("pending") for k in await outbox_counts(db, b.id)):
                 break
             await asyncio.sleep(0.2)
-        watch.part("after the restart:", tg_rate, vk_rate)
+        watch.part("after the restart:", tg_rate, vk_rate, started, held, killed)
     finally:
         proc.stop()
     report(watch, await outbox_counts(db, b.id), window, await expected(db, b.id))
+
+
+async def claimed(db: Database, broadcast_id: int) -> frozenset[tuple[str, str]]:
+    """(channel, chat) of the broadcast's rows claimed and not yet marked."""
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(select(OutboxRow.channel, OutboxRow.chat_id)
+                                  .where(OutboxRow.dedup_key.like(f"bc:{broadcast_id}:%"),
+                                         OutboxRow.status == "pending",
+                                         OutboxRow.claim_token.is_not(None)))
+        return frozenset((channel, chat) for channel, chat in rows)
 
 
 async def expected(db: Database, broadcast_id: int) -> dict[tuple[str, str], str]:

@@ -46,11 +46,20 @@ def paced(limit: RateLimit, headroom: float = HEADROOM) -> RateLimit:
     """``limit`` scaled to ``headroom`` of the platform's rates. A platform counts sends
     when they arrive; a send delayed on the way (a busy event loop, a slow connection)
     lands closer to the next one than it left, and a sender at exactly the limit then
-    draws a 429. A percent of headroom absorbs such a delay without flood control."""
+    draws a 429. A percent of headroom absorbs such a delay without flood control.
+
+    The overall rate may burst by what the headroom leaves of a second (``per_second ×
+    (1 − headroom)``, 10 at 1000/s, none at 30/s): a sender that woke up late for its slot
+    (a timer fires a millisecond or so late, and at 1000/s a slot is a millisecond)
+    catches up instead of losing the slot, and in any second it still books at most
+    ``burst + headroom × per_second`` ≤ ``per_second`` sends."""
     def scale(rate: float | None) -> float | None:
         return rate * headroom if rate else rate
 
-    return RateLimit(per_second=scale(limit.per_second), burst=limit.burst,
+    burst = limit.burst
+    if limit.per_second:
+        burst = max(burst, math.floor(limit.per_second * (1 - headroom) + 1e-9))
+    return RateLimit(per_second=scale(limit.per_second), burst=burst,
                      per_chat_per_second=scale(limit.per_chat_per_second),
                      per_chat_burst=limit.per_chat_burst)
 

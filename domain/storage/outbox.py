@@ -90,10 +90,24 @@ class SqlOutbox:
                       OutboxRow.not_before <= now,
                       or_(OutboxRow.locked_until.is_(None), OutboxRow.locked_until <= now),
                       or_(tried.c.first.is_(None), OutboxRow.id <= tried.c.first))
-               .order_by(OutboxRow.priority.desc(), OutboxRow.not_before, OutboxRow.id)
-               .limit(limit)
+               .order_by(OutboxRow.not_before, OutboxRow.id)
                .with_for_update(of=OutboxRow, skip_locked=True))
-        found = (await self.session.execute(due)).all()
+        # one priority at a time, highest first: within one, the due index
+        # (channel, status, priority, not_before) is already in claim order, so the database
+        # reads the first ``limit`` rows; across priorities (DESC, then not_before ASC) it
+        # had to sort every pending row of the channel — a whole broadcast — each claim
+        found: list[Any] = []
+        below: int | None = None
+        while len(found) < limit:
+            top = select(func.max(OutboxRow.priority)).where(OutboxRow.channel == channel,
+                                                              OutboxRow.status == pending)
+            if below is not None:
+                top = top.where(OutboxRow.priority < below)
+            below = (await self.session.execute(top)).scalar()
+            if below is None:
+                break
+            found += (await self.session.execute(
+                due.where(OutboxRow.priority == below).limit(limit - len(found)))).all()
         blocked = [row_id for row_id, reachable in found if reachable is False]
         claimed = [row_id for row_id, reachable in found if reachable is not False]
         if blocked:
