@@ -37,8 +37,11 @@ SEEN_KEPT = 5
 
 def fingerprint(msg: IncomingMessage) -> list[Any] | None:
     """What tells a platform's redelivery of a message (after a crash, before the platform
-    heard it was handled) from a new one: its time stamp and content. ``None`` without a
-    time stamp (button presses): those are checked against the step anyway."""
+    heard it was handled) from a new one: a button press's own id, else the message's time
+    stamp and content. ``None`` with neither (a press from a channel without ids is
+    checked against the step like any stale press)."""
+    if msg.callback_id is not None:
+        return ["press", msg.callback_id]
     if msg.received_at is None:
         return None
     location = [msg.location.latitude, msg.location.longitude] if msg.location else None

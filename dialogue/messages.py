@@ -58,7 +58,9 @@ class Attachment:
 class IncomingMessage:
     """One thing a citizen did: wrote text, pressed a button (``payload``), sent files
     or a location. ``user_id`` identifies the person on the channel; ``address`` is where
-    replies go (equal for private chats)."""
+    replies go (equal for private chats). ``callback_id`` is the platform's own id of a
+    button press (Telegram's callback query id, VK's ``event_id``), the same when the
+    platform hands the press out again."""
 
     address: Address
     user_id: str
@@ -69,6 +71,7 @@ class IncomingMessage:
     received_at: datetime | None = None
     language_hint: str | None = None
     display_name: str = ""
+    callback_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

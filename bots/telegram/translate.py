@@ -98,14 +98,16 @@ def incoming_from_message(message: Message) -> IncomingMessage | None:
 
 def incoming_from_callback(query: CallbackQuery) -> IncomingMessage | None:
     """A pressed inline button in a private chat, else ``None``. ``payload`` is the raw
-    ``callback_data`` (the core re-checks it)."""
+    ``callback_data`` (the core re-checks it); ``callback_id`` the query's id, the same
+    when Telegram hands the press out again (the engine does not take it twice)."""
     message = query.message
     if message is None or not is_private(message.chat) or query.data is None:
         return None
     return IncomingMessage(
         address=Address(Channel.TELEGRAM, str(message.chat.id)),
         user_id=str(query.from_user.id), payload=query.data,
-        language_hint=language_hint(query.from_user), display_name=query.from_user.full_name)
+        language_hint=language_hint(query.from_user), display_name=query.from_user.full_name,
+        callback_id=query.id)
 
 
 def _when(message: Message) -> datetime | None:

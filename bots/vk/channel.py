@@ -110,7 +110,7 @@ class VkChannel:
         if not is_private(press.peer_id):
             return
         await self._converse(press.peer_id, lambda: incoming_from_event(
-            press.user_id, press.peer_id, press.payload))
+            press.user_id, press.peer_id, press.payload, press.event_id))
 
     async def _answer(self, press: ButtonPress) -> None:
         try:

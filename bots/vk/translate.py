@@ -106,13 +106,16 @@ def incoming_from_message(message: MessagesMessage,
         received_at=message.date)
 
 
-def incoming_from_event(user_id: int, peer_id: int, raw_payload: Any) -> IncomingMessage | None:
-    """A pressed callback button (``message_event``) in a private dialogue, else ``None``."""
+def incoming_from_event(user_id: int, peer_id: int, raw_payload: Any,
+                        event_id: str | None = None) -> IncomingMessage | None:
+    """A pressed callback button (``message_event``) in a private dialogue, else ``None``.
+    ``event_id`` becomes ``callback_id``: VK hands a press out again with the same one."""
     if not is_private(peer_id) or user_id != peer_id:
         return None
+    address = Address(Channel.VK, str(peer_id))
     payload, command = payload_of(raw_payload)
     if command is not None:
-        return IncomingMessage(Address(Channel.VK, str(peer_id)), str(user_id), text=command)
+        return IncomingMessage(address, str(user_id), text=command, callback_id=event_id)
     if payload is None:
         payload = ""  # an empty press is still a press: the core answers it as stale
-    return IncomingMessage(Address(Channel.VK, str(peer_id)), str(user_id), payload=payload)
+    return IncomingMessage(address, str(user_id), payload=payload, callback_id=event_id)

@@ -381,6 +381,9 @@ async def test_callback_queries_are_answered_and_carry_the_payload(channel) -> N
     # answered while the engine worked: the answer may arrive after the reply
     await tg.wait_for(lambda: update["callback_query"]["id"] in tg.callback_answers)
     assert engine.received[-1].address == Address(Channel.TELEGRAM, str(USER))
+    # the query's id lets the engine tell a press handed out again from a new one
+    assert engine.received[-1].callback_id == update["callback_query"]["id"]
+    assert engine.received[-1].received_at is None
 
 
 def test_split_text_cuts_long_lines_at_spaces_and_counts_like_telegram() -> None:

@@ -182,6 +182,16 @@ async def test_a_button_press_is_answered_and_moves_the_dialogue_on(hooked: Hook
     await vk.wait_for(lambda: event_id in vk.event_answers)  # the spinner stops
 
 
+def test_a_button_press_carries_its_event_id() -> None:
+    """The engine keeps it to tell a press VK hands out again from a new one."""
+    from bots.vk.translate import incoming_from_event
+
+    press = incoming_from_event(USER, USER, {"p": "cls:yes"}, "ev-0042")
+    assert press is not None and (press.payload, press.callback_id) == ("cls:yes", "ev-0042")
+    start = incoming_from_event(USER, USER, {"command": "start"}, "ev-0043")
+    assert start is not None and start.callback_id == "ev-0043"
+
+
 async def test_the_same_event_id_twice_is_handled_once(hooked: Hooked) -> None:
     vk = hooked.vk
     event = vk.send_text(USER, PROBLEM)

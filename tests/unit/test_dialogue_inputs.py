@@ -7,7 +7,14 @@ import copy
 
 import pytest
 
-from dialogue.messages import Attachment, AttachmentKind, Location
+from dialogue.messages import (
+    Address,
+    Attachment,
+    AttachmentKind,
+    Channel,
+    IncomingMessage,
+    Location,
+)
 from dialogue.nlu import Suggestion
 from tests.fakes.dialogue import Chat, ScriptedClassifier, make_engine, photo
 from tests.fakes.memory import MemoryStore
@@ -122,6 +129,28 @@ async def test_old_button_after_the_flow_moved_on():
         assert "Где находится проблема?" in chat.replies[-1].text
         assert chat.replies[-1].request_location
     assert conversation(store).data == before.data and conversation(store).state == "cmp.location"
+
+
+async def test_a_button_press_handed_out_again_is_not_taken_twice():
+    """A platform repeats a press it did not hear was handled (a crash before the
+    confirmation): same callback id, so the citizen is asked the current question again,
+    not told the button is stale, and nothing is recorded twice."""
+    store = MemoryStore()
+    chat = await at_photos(store)
+    address = Address(Channel.TELEGRAM, chat.user_id)
+    done = IncomingMessage(address, chat.user_id, payload="photo:done", callback_id="q-77")
+    first = await chat.engine.handle(done)
+    assert "Где находится проблема?" in first[-1].text
+    before = copy.deepcopy(conversation(store))
+    again = await chat.engine.handle(done)
+    assert INVALID not in "\n".join(r.text for r in again)
+    assert [r.text for r in again] == [r.text for r in first]
+    after = conversation(store)
+    assert (after.state, after.data) == (before.state, before.data)
+    # a new press of the same old button (another id) is checked against the step
+    stale = await chat.engine.handle(IncomingMessage(address, chat.user_id,
+                                                     payload="photo:done", callback_id="q-78"))
+    assert stale[0].text == INVALID
 
 
 @pytest.mark.parametrize("payload", [
