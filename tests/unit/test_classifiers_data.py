@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 import yaml
 
-from dialogue.classifiers.text import normalize, prepare
+from dialogue.classifiers.text import HEAD_LEMMAS, normalize, prepare
 from dialogue.classifiers.training import SHIPPED_DATA, load_csv, load_nlu_yaml
 from domain.catalogue import load_catalogue
 
@@ -64,6 +64,15 @@ def test_normalisation_drops_links_digits_and_folds_yo() -> None:
     assert normalize("ЁЛКИ! https://vk.com/x ул.Ленина 12, кв 5") == "елки ул ленина кв"
     assert prepare("Трубы прорвало, воды нет") == "труба прорвать вода нет"
     assert prepare("🙂🙂") == ""
+
+
+def test_a_long_text_repeats_its_first_lemmas_at_the_end() -> None:
+    words = [f"слово{chr(ord('а') + i)}" for i in range(HEAD_LEMMAS + 5)]
+    prepared = prepare(" ".join(words)).split()
+    assert len(prepared) == len(words) + HEAD_LEMMAS
+    assert prepared[len(words):] == prepared[:HEAD_LEMMAS]
+    short = " ".join(words[:HEAD_LEMMAS])
+    assert len(prepare(short).split()) == HEAD_LEMMAS
 
 
 def test_municipality_lookup_covers_every_municipality() -> None:
