@@ -18,9 +18,10 @@ INDEXES = (
     Index("ix_complaints_municipality_created", _c.municipality, _c.created_at),
     Index("ix_complaints_sector_created", _c.sector, _c.created_at),
     Index("ix_complaints_agency_status", _c.agency, _c.status),
-    # migration 0009, for the reports page: top categories, and repeat detection read from
-    # the index alone
+    # migration 0009, covering: the reports page's top categories and repeat detection, and
+    # the deadline board
     Index("ix_complaints_created_sector", _c.created_at, _c.sector, _c.category),
+    Index("ix_complaints_board", _c.status, _c.resolution_due, _c.agency, _c.municipality),
     Index("ix_complaints_places", _c.created_at, _c.status, _c.citizen_id, _c.sector,
           _c.category, _c.municipality, _c.latitude, _c.longitude, _c.number, _c.address,
           _c.id),

@@ -22,9 +22,11 @@ its exact condition on top, so the results are those of the scan.
   position, so a substring of a column is a substring of the folded text. Letters that
   share an ASCII character only cost selectivity, not results.
 
-Two indexes for the reports page: ``ix_complaints_created_sector`` (top categories of a
-period) and ``ix_complaints_places`` (what repeat detection reads of a period's
-complaints), so that neither reads the table's rows.
+Three covering indexes, so that the portal's pages read no table rows:
+``ix_complaints_created_sector`` (the reports page's top categories of a period),
+``ix_complaints_places`` (what its repeat detection reads of a period's complaints) and
+``ix_complaints_board`` (the deadline board's open complaints by deadline, with their
+agency and municipality).
 
 Frozen: the mapping is copied in ``domain/storage/queries.py`` (a test compares them).
 """
@@ -69,6 +71,7 @@ PG_KEY = ("tsur_search_fold(coalesce(text, '') || chr(10) || coalesce(number, ''
 
 REPORT_INDEXES = {
     "ix_complaints_created_sector": ["created_at", "sector", "category"],
+    "ix_complaints_board": ["status", "resolution_due", "agency", "municipality"],
     "ix_complaints_places": ["created_at", "status", "citizen_id", "sector", "category",
                              "municipality", "latitude", "longitude", "number", "address",
                              "id"],
