@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -99,46 +99,60 @@ def find_repeats(rows: Sequence[PlaceRow], start: float, window: timedelta) -> l
 
     One pass in time order: the newest complaint per citizen and per (category, place), and
     for coordinates a grid of ~110 m cells, so only the 3×3 neighbouring cells are compared.
+    Rows before ``start`` are only remembered. Rows are unpacked into locals and the state
+    holds plain tuples: a period may hold 100,000 rows.
     """
     span = window.total_seconds()
-    by_citizen: dict[int, PlaceRow] = {}
-    by_address: dict[tuple[str, str, str | None, str], PlaceRow] = {}
-    cells: dict[tuple[str, str, int, int], list[PlaceRow]] = defaultdict(list)
+    Seen = tuple[float, str]  # noqa: N806  (filing time, number)
+    by_citizen: dict[int, Seen] = {}
+    by_address: dict[tuple[str, str, str | None, str], Seen] = {}
+    cells: dict[tuple[str, str, int, int], list[tuple[float, str, float, float]]] = {}
     out: list[Repeat] = []
-    for row in rows:
-        found: tuple[PlaceRow, str] | None = None
-        prev = by_citizen.get(row.citizen_id)
-        if prev is not None and row.at - prev.at <= span:
-            found = (prev, "citizen")
-        address = normalize_address(row.address)
-        place = (row.sector, row.category, row.municipality, address)
-        prev = by_address.get(place) if address else None
-        if found is None and prev is not None and row.at - prev.at <= span:
-            found = (prev, "address")
-        cell = None
-        if row.latitude is not None and row.longitude is not None:
-            cy, cx = int(row.latitude // 0.001), int(row.longitude // 0.0014)
-            cell = (row.sector, row.category, cy, cx)
-            if found is None:
-                for dy in (-1, 0, 1):
-                    for dx in (-1, 0, 1):
-                        bucket = cells.get((row.sector, row.category, cy + dy, cx + dx), [])
-                        bucket[:] = [p for p in bucket if row.at - p.at <= span]
-                        near = [p for p in bucket if p.latitude is not None and p.longitude
-                                is not None and metres(row.latitude, row.longitude,
-                                                       p.latitude, p.longitude) <= NEAR_METRES]
-                        if near and found is None:
-                            found = (near[-1], "nearby")
-        if found is not None and row.at >= start:
-            prev_row, reason = found
-            out.append(Repeat(row.number, prev_row.number, reason, row.sector, row.category,
-                              row.municipality, (row.at - prev_row.at) / 86400))
-        by_citizen[row.citizen_id] = row
+    for _, number, citizen, sector, category, town, raw_address, lat, lon, at in rows:
+        address = normalize_address(raw_address)
+        place = (sector, category, town, address)
+        located = lat is not None and lon is not None
+        if located:
+            cy, cx = int(lat // 0.001), int(lon // 0.0014)
+        if at >= start:
+            found: tuple[Seen, str] | None = None
+            prev = by_citizen.get(citizen)
+            if prev is not None and at - prev[0] <= span:
+                found = (prev, "citizen")
+            elif address and (prev := by_address.get(place)) is not None and (
+                    at - prev[0] <= span):
+                found = (prev, "address")
+            elif located:
+                found = _nearby(cells, sector, category, cy, cx, lat, lon, at, span)
+            if found is not None:
+                (then, earlier), reason = found
+                out.append(Repeat(number, earlier, reason, sector, category, town,
+                                  (at - then) / 86400))
+        by_citizen[citizen] = (at, number)
         if address:
-            by_address[place] = row
-        if cell is not None:
-            cells[cell].append(row)
+            by_address[place] = (at, number)
+        if located:
+            cells.setdefault((sector, category, cy, cx), []).append((at, number, lat, lon))
     return out
+
+
+def _nearby(cells: dict[tuple[str, str, int, int], list[tuple[float, str, float, float]]],
+            sector: str, category: str, cy: int, cx: int, lat: float, lon: float, at: float,
+            span: float) -> tuple[tuple[float, str], str] | None:
+    """The newest complaint within :data:`NEAR_METRES` and ``span`` in the 3×3 cells around
+    (``cy``, ``cx``), the first cell in row order that has one; cells are pruned of
+    complaints older than ``span`` as they are visited (rows come in time order)."""
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            bucket = cells.get((sector, category, cy + dy, cx + dx))
+            if not bucket:
+                continue
+            if at - bucket[0][0] > span:
+                bucket[:] = [p for p in bucket if at - p[0] <= span]
+            for then, earlier, plat, plon in reversed(bucket):
+                if metres(lat, lon, plat, plon) <= NEAR_METRES:
+                    return (then, earlier), "nearby"
+    return None
 
 
 def themes(texts: Iterable[str], lemmas: Callable[[str], list[str]], top: int = THEMES
