@@ -115,6 +115,17 @@ class Sender:
                                      "--role", "worker"], cwd=ROOT, env=env, stdout=out,
                                     stderr=subprocess.STDOUT)
 
+    def cpu(self) -> list[float | None]:
+        """CPU seconds each process has used so far (Linux ``/proc``; ``None`` elsewhere)."""
+        found: list[float | None] = []
+        for proc in self.procs:
+            try:
+                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                found.append((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+            except (OSError, ValueError, IndexError):
+                found.append(None)
+        return found
+
     def poll(self) -> int | None:
         """``None`` while every process runs, else the exit code of one that stopped."""
         codes = [p.poll() for p in self.procs]
@@ -152,7 +163,8 @@ class Watch:
                 + len(self.vk.world.sent) - self.vk_sent0)
 
     def part(self, label: str, tg_rate: float, vk_rate: float, started: float,
-             held: frozenset[tuple[str, str]] = frozenset(), killed: float = 0.0) -> None:
+             held: frozenset[tuple[str, str]] = frozenset(), killed: float = 0.0,
+             cpu: CpuUse | None = None) -> None:
         """Print the arrivals since :meth:`mark`. ``started``: when the sender processes
         started; ``held``: (channel, chat) of the rows the killed sender had claimed, which
         become due only when its lease runs out (``killed`` + the lease)."""
@@ -191,6 +203,9 @@ class Watch:
                 print(f"    {name}: {len(late):,} of them for rows the killed sender had "
                       f"claimed, {late[0] - killed:.1f}–{late[-1] - killed:.1f} s after the "
                       f"kill (lease {LEASE} s); {cut}")
+        if cpu is not None and (tg_times or vk_times):
+            print(f"    sender CPU per message that arrived: Telegram {cpu.per_message(0)}, "
+                  f"VK {cpu.per_message(1)}")
         self.mark()
 
 
@@ -211,6 +226,40 @@ def sending(calls: list[Any], held: list[bool]) -> tuple[list[float], float, lis
 
 def peers_of(params: dict[str, Any]) -> list[str]:
     return str(params.get("peer_ids") or params.get("peer_id") or "").split(",")
+
+
+class CpuUse:
+    """The sender processes' CPU time per message that arrived on their channel, from the
+    first arrival on (start-up, imports above all, is left out): a cost of the sender's
+    own, whatever else the machine runs. One process per channel only."""
+
+    def __init__(self, proc: Sender, counters: list[Any]) -> None:
+        self.proc, self.counters = proc, counters
+        self.first: list[tuple[float, int] | None] = [None] * len(counters)
+        self.last: list[tuple[float, int] | None] = [None] * len(counters)
+
+    def sample(self) -> None:
+        if len(self.proc.procs) != len(self.counters):
+            return
+        for i, (cpu, count) in enumerate(zip(self.proc.cpu(), self.counters, strict=True)):
+            arrived = count()
+            if cpu is None or arrived == 0:
+                continue
+            if self.first[i] is None:
+                self.first[i] = (cpu, arrived)
+            self.last[i] = (cpu, arrived)
+
+    def per_message(self, i: int) -> str:
+        first, last = self.first[i], self.last[i]
+        if first is None or last is None or last[1] - first[1] < 100:
+            return "n/a"
+        return f"{(last[0] - first[0]) / (last[1] - first[1]) * 1000:.3f} ms"
+
+
+def arrivals(tg: FakeTelegram, vk: FakeVK) -> list[Any]:
+    """Counters of the messages that arrive on Telegram and on VK from now on."""
+    tg0, vk0 = len(tg.world.sent), len(vk.world.sent)
+    return [lambda: len(tg.world.sent) - tg0, lambda: len(vk.world.sent) - vk0]
 
 
 def rate(times: list[float]) -> float:
@@ -238,11 +287,14 @@ async def outbox_counts(db: Database, broadcast_id: int) -> dict[str, int]:
         return counts
 
 
-async def wait_until(progress: Any, target: int, proc: Sender, stall: float) -> bool:
+async def wait_until(progress: Any, target: int, proc: Sender, stall: float,
+                     cpu: CpuUse | None = None) -> bool:
     """Poll until ``progress() >= target``; ``False`` if the sender died or nothing
     arrived for ``stall`` seconds."""
     last, moved = -1, time.monotonic()
     while (value := progress()) < target:
+        if cpu is not None:
+            cpu.sample()
         if value != last:
             last, moved = value, time.monotonic()
         if proc.poll() is not None or time.monotonic() - moved > stall:
@@ -273,10 +325,11 @@ async def scenario(name: str, db: Database, tg: FakeTelegram, vk: FakeVK,
     watch = Watch(tg, vk)
     started = time.monotonic()
     proc = Sender(env, log, args.one_sender)
+    cpu = CpuUse(proc, arrivals(tg, vk))
     window = 0
     try:
         await wait_until(watch.delivered, int(reachable * args.kill_at), proc,
-                         args.stall + 30)
+                         args.stall + 30, cpu)
         proc.kill()
         killed = time.monotonic()
         at_kill = await outbox_counts(db, b.id)
@@ -284,17 +337,18 @@ async def scenario(name: str, db: Database, tg: FakeTelegram, vk: FakeVK,
         window = at_kill.get("pending, claimed", 0)
         print(f"  SIGKILL after {watch.delivered():,} of {reachable:,} arrived; rows at "
               f"the kill: {at_kill}")
-        watch.part("before the kill:", tg_rate, vk_rate, started)
+        watch.part("before the kill:", tg_rate, vk_rate, started, cpu=cpu)
         started = time.monotonic()
         proc = Sender(env, log, args.one_sender)
-        if not await wait_until(watch.delivered, reachable, proc, args.stall):
+        cpu = CpuUse(proc, arrivals(tg, vk))
+        if not await wait_until(watch.delivered, reachable, proc, args.stall, cpu):
             print(f"  gave up: {watch.delivered():,} arrived; sender exit code "
                   f"{proc.poll()}")
         for _ in range(100):  # the last marks land within a flush or two
             if not any(k.startswith("pending") for k in await outbox_counts(db, b.id)):
                 break
             await asyncio.sleep(0.2)
-        watch.part("after the restart:", tg_rate, vk_rate, started, held, killed)
+        watch.part("after the restart:", tg_rate, vk_rate, started, held, killed, cpu)
     finally:
         proc.stop()
     report(watch, await outbox_counts(db, b.id), window, await expected(db, b.id))
