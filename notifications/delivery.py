@@ -32,16 +32,18 @@ import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from domain.ports import OutboxMessage, OutboxStatus, UnitOfWork
-from notifications.delivery_batch import Outcome, batch_key, flush_outcomes, group_units
-from notifications.messenger import Messenger, RetryAfter, SendResult, TransientError
-from notifications.outbox import address_of, message_of
+from notifications.delivery_batch import Outcome, flush_outcomes, group_units, round_robin
+from notifications.delivery_send import Backoff, Sending
+from notifications.messenger import Messenger
 from notifications.ratelimit import RateLimiter, SendWindow, Slot
 
+__all__ = ["Backoff", "DeliveryWorker", "round_robin", "utc_now"]
+
 log = logging.getLogger(__name__)
+DEFAULT_BACKOFF = Backoff()
 YIELD_EVERY = 8  # broadcast sends dispatched in a row, at most, before the loop gets a turn
 
 
@@ -49,35 +51,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Exponential backoff with "equal jitter": attempt ``n`` waits between half and all
-    of ``min(cap, base * factor ** (n - 1))`` seconds, so retries of many messages that
-    failed together (a 5xx storm) spread out instead of returning in one wave."""
-
-    base: float = 5.0
-    factor: float = 2.0
-    cap: float = 3600.0
-
-    def delay(self, attempt: int, jitter: float) -> float:
-        """Seconds before retry number ``attempt`` (1-based); ``jitter`` is in [0, 1)."""
-        step = min(self.cap, self.base * self.factor ** max(0, attempt - 1))
-        return step / 2 + step / 2 * jitter
-
-
-def round_robin(batch: list[OutboxMessage]) -> list[OutboxMessage]:
-    """The batch with each chat's messages spread out: within a priority, every chat's
-    first message, then every chat's second, and so on. Each chat keeps its own order, but
-    a chat waiting out its per-chat pace no longer holds the other chats back."""
-    nth: dict[str, int] = {}
-    keyed = []
-    for index, message in enumerate(batch):
-        keyed.append((-message.priority, nth.get(message.chat_id, 0), index, message))
-        nth[message.chat_id] = nth.get(message.chat_id, 0) + 1
-    return [message for *_, message in sorted(keyed, key=lambda k: k[:3])]
-
-
-class DeliveryWorker:
+class DeliveryWorker(Sending):
     """Delivers one channel's outbox through its :class:`Messenger`.
 
     Several workers (in one process or many) may serve the same channel; those in one
@@ -90,7 +64,7 @@ class DeliveryWorker:
                  clock: Callable[[], datetime] = utc_now,
                  sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
                  jitter: Callable[[], float] = random.random,
-                 backoff: Backoff = Backoff(), max_attempts: int = 10,
+                 backoff: Backoff = DEFAULT_BACKOFF, max_attempts: int = 10,
                  batch_size: int = 100, lease: timedelta = timedelta(minutes=2),
                  idle_seconds: float = 1.0, window: int = 64, flush_seconds: float = 0.1,
                  flush_size: int = 500, batch_kinds: Iterable[str] = ("broadcast",),
@@ -346,64 +320,3 @@ class DeliveryWorker:
         self._outcomes.extend(outcomes)
         if len(self._outcomes) >= self.flush_size:
             self._flush_now.set()
-
-    # --- sending ----------------------------------------------------------------------------
-    async def deliver(self, message: OutboxMessage, token: str) -> None:
-        """Send one claimed message and record the outcome (marked at the next flush)."""
-        assert message.id is not None
-        try:
-            result = await self.messenger.send(address_of(message), message_of(message.payload),
-                                               key=message.dedup_key)
-        except Exception as exc:
-            self._record(await self._failed(message, token, exc))
-        else:
-            self._record(self._outcome(message, token, result))
-
-    async def _deliver_many(self, unit: list[OutboxMessage], token: str) -> None:
-        """One request to many chats: the same message to each (a broadcast on VK)."""
-        send_many = self.messenger.send_many  # type: ignore[attr-defined]
-        try:
-            results = await send_many([address_of(m) for m in unit],
-                                      message_of(unit[0].payload), key=batch_key(unit))
-        except Exception as exc:
-            self._record(*[await self._failed(m, token, exc, pause=index == 0)
-                           for index, m in enumerate(unit)])
-        else:
-            self._record(*(self._outcome(m, token, r) for m, r in zip(unit, results,
-                                                                       strict=True)))
-
-    def _outcome(self, message: OutboxMessage, token: str, result: SendResult) -> Outcome:
-        if result is SendResult.UNREACHABLE:
-            log.info("%s: citizen %s is unreachable", self.channel, message.citizen_id)
-            return Outcome(message, token, OutboxStatus.UNREACHABLE)
-        if result is SendResult.REJECTED:
-            # a bad request stays bad: retrying it would only fail again until
-            # max_attempts, hiding the bug behind hours of backoff
-            log.warning("%s: message %s rejected by the platform; not retried",
-                        self.channel, message.id)
-            return Outcome(message, token, OutboxStatus.FAILED,
-                           error="rejected by the platform")
-        return Outcome(message, token, OutboxStatus.SENT)
-
-    async def _failed(self, message: OutboxMessage, token: str, exc: Exception, *,
-                      pause: bool = True) -> Outcome:
-        error = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, RetryAfter):
-            if pause:
-                log.warning("%s: flood control, retry after %s s", self.channel, exc.seconds)
-                if self.limiter is not None:
-                    paused = self.limiter.pause(exc.seconds)
-                    if inspect.isawaitable(paused):
-                        await paused
-            return Outcome(message, token, not_before=self.clock()
-                           + timedelta(seconds=exc.seconds), error=str(exc))
-        if isinstance(exc, TransientError):
-            log.info("%s: message %s not sent: %s", self.channel, message.id, exc)
-        else:
-            log.error("%s: messenger failed on message %s", self.channel, message.id,
-                      exc_info=exc)
-        if message.attempts >= self.max_attempts:
-            return Outcome(message, token, OutboxStatus.FAILED, error=error)
-        delay = self.backoff.delay(message.attempts, self.jitter())
-        return Outcome(message, token, not_before=self.clock() + timedelta(seconds=delay),
-                       error=error)

@@ -1,5 +1,6 @@
-"""The batch side of the delivery worker: outcomes marked many at a time, and grouping
-a broadcast's rows into requests to many chats.
+"""The batch side of the delivery worker: outcomes marked many at a time, a batch's
+chats taken in turn (:func:`round_robin`), and grouping a broadcast's rows into requests
+to many chats.
 
 Marking: a worker collects :class:`Outcome` s and :func:`flush_outcomes` writes them in one
 transaction — one ``UPDATE`` per (claim, outcome) for the common outcomes (sent,
@@ -104,3 +105,15 @@ async def flush_outcomes(uow: UnitOfWork, outcomes: Sequence[Outcome], now: date
             citizen.reachable = False
             await uow.citizens.save(citizen)
         await uow.outbox.drop_pending_for(citizen_id, OutboxStatus.UNREACHABLE, now=now)
+
+
+def round_robin(batch: list[OutboxMessage]) -> list[OutboxMessage]:
+    """The batch with each chat's messages spread out: within a priority, every chat's
+    first message, then every chat's second, and so on. Each chat keeps its own order, but
+    a chat waiting out its per-chat pace no longer holds the other chats back."""
+    nth: dict[str, int] = {}
+    keyed = []
+    for index, message in enumerate(batch):
+        keyed.append((-message.priority, nth.get(message.chat_id, 0), index, message))
+        nth[message.chat_id] = nth.get(message.chat_id, 0) + 1
+    return [message for *_, message in sorted(keyed, key=lambda k: k[:3])]
