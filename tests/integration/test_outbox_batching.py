@@ -1,7 +1,7 @@
-"""The outbox's batch side on SQLite and PostgreSQL: a claim keeps each chat's order while
-an older message is tried, a batch is marked in one statement, a worker writes a
-broadcast batch's outcomes with a handful of statements, not one per message, and marks
-a notice a citizen waits for as soon as it is sent."""
+"""The outbox's batch side on SQLite and PostgreSQL: a claim takes higher priorities
+first and keeps each chat's order while an older message is tried, a batch is marked in
+one statement, a worker writes a broadcast batch's outcomes with a handful of statements,
+not one per message, and marks a notice a citizen waits for as soon as it is sent."""
 
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ LEASE = timedelta(minutes=2)
 
 
 async def queue(db: Database, chat_id: str, text: str, *, priority: int = 0,
-                kind: str = "status") -> int:
+                kind: str = "status", not_before: datetime | None = None) -> int:
     async with db.uow() as uow:
         message = new_message(kind, Address(Channel.TELEGRAM, chat_id),
                               OutgoingMessage(text), dedup_key=f"b:{chat_id}:{text}", now=T0,
-                              priority=priority)
+                              priority=priority, not_before=not_before)
         assert await uow.outbox.add(message)
         await uow.commit()
     assert message.id is not None
@@ -57,6 +57,22 @@ async def test_no_later_message_to_a_chat_is_claimed_while_an_older_one_is_tried
         assert await uow.outbox.finish_many([answer], "d", OutboxStatus.SENT, now=T0) == 1
         await uow.commit()
     assert await claim(db, "e", T0 + timedelta(minutes=1)) == [closed]
+
+
+async def test_a_claim_takes_higher_priorities_first_each_in_due_order(
+        db: Database) -> None:
+    news = [await queue(db, str(i), "news", kind="broadcast") for i in range(4)]
+    survey = await queue(db, "10", "survey", priority=10)
+    await queue(db, "11", "reminder", priority=30, not_before=T0 + timedelta(hours=1))
+    notice = await queue(db, "12", "notice", priority=20)
+    assert await claim(db, "a", limit=3) == [notice, survey, news[0]]  # 30 is not due
+    async with db.uow() as uow:
+        batch = await uow.outbox.claim("telegram", T0, limit=50, lease=LEASE, token="b")
+        await uow.commit()
+    assert [m.id for m in batch] == news[1:]
+    # one payload text, decoded once, but each message has its own dict
+    assert batch[0].payload == batch[1].payload == {"text": "news"}
+    assert batch[0].payload is not batch[1].payload
 
 
 async def test_finish_many_marks_only_the_rows_the_token_still_holds(db: Database) -> None:

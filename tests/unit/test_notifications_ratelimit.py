@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 import pytest
 
-from notifications.ratelimit import DEFAULT_LIMITS, RateLimit, RateLimiter, TokenBucket
+from notifications.ratelimit import DEFAULT_LIMITS, RateLimit, RateLimiter, TokenBucket, paced
 from tests.fakes.messenger import FakeClock
 
 
@@ -77,3 +79,23 @@ def test_bucket_rejects_nonsense():
         TokenBucket(0)
     with pytest.raises(ValueError):
         TokenBucket(1, burst=0)
+
+
+def test_paced_bursts_only_by_the_headroom_so_no_second_holds_more_than_the_limit():
+    assert paced(RateLimit(per_second=30, per_chat_per_second=1)).burst == 1
+    assert paced(RateLimit(per_second=20)).burst == 1
+    fast = paced(RateLimit(per_second=1000, per_chat_per_second=1))
+    assert (fast.per_second, fast.burst, fast.per_chat_burst) == (990, 10, 1)
+    clock = FakeClock()
+    limiter = RateLimiter(fast, clock.monotonic)
+    times = []
+    for i in range(3000):
+        clock.advance(limiter.reserve(str(i)))
+        if i % 100 == 99:
+            clock.advance(0.02)  # a sender that woke up late: it catches up, a little
+        times.append(clock.monotonic())
+    worst = max(bisect_left(times, t + 1.0) - i for i, t in enumerate(times))
+    assert worst <= 1000
+    # a late sender gets ~10 ms of each 20 ms stall back (the burst); without it every
+    # stall would cost all of its 20 ms (3.63 s in all)
+    assert times[-1] - times[0] < 3000 / 990 + 30 * 0.0125
