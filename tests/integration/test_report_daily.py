@@ -173,3 +173,18 @@ async def test_a_new_offset_rebuilds_and_unbuilt_aggregates_fall_back(db: Databa
     again = await refresh(db.session_factory, timedelta(hours=5))
     assert again.full
     await assert_same(db, NOW)
+
+
+async def test_pending_counts_the_local_days_a_refresh_would_recompute(db: Database):
+    from domain.storage.report_refresh import pending
+
+    assert (await pending(db.session_factory, OFFSET)).days is None  # never built
+    await seed_complaints(db, [Seed("Жалоба", days_ago=d) for d in (10, 20)], NOW)
+    await refresh(db.session_factory, OFFSET)
+    built = await pending(db.session_factory, OFFSET)
+    assert built.days == 0 and built.refreshed_at is not None
+    await seed_complaints(db, [Seed("Ещё", days_ago=d) for d in (3, 3.01, 5)], NOW)
+    assert (await pending(db.session_factory, OFFSET)).days == 2
+    assert (await pending(db.session_factory, timedelta(hours=4))).days is None  # rebuild
+    await refresh(db.session_factory, OFFSET)
+    assert (await pending(db.session_factory, OFFSET)).days == 0
