@@ -3,6 +3,8 @@
     .venv/bin/python bench/intake.py                      # SQLite and PostgreSQL, 3 repeats
     .venv/bin/python bench/intake.py --no-postgres --repeats 1 --citizens 100
     .venv/bin/python bench/intake.py --profile var/prof   # cProfile of every bot process
+    .venv/bin/python bench/intake.py --echo-session both  # baselines: aiogram as shipped, and
+                                                          # aiogram on tsur's TsurSession
 
 Each citizen walks the complaint dialogue of tests/e2e/test_telegram.py (/start, the
 problem, confirm the sector, a photo, done, a location, confirm the municipality,
@@ -46,6 +48,10 @@ from bench import intake_load as load  # noqa: E402
 from domain.storage import sqlite_url, upgrade_async  # noqa: E402
 
 UIDS = itertools.count(6_000_001)
+BASELINES = {
+    "echo-aiogram": "a bare aiogram echo bot (aiogram's AiohttpSession; the issue's baseline)",
+    "echo-tsur": "an aiogram echo bot on tsur's TsurSession (make_bot)",
+}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -93,47 +99,67 @@ async def count_complaints(url: str) -> int:
         await engine.dispose()
 
 
-async def measure(title: str, echo: load.Deployment, tsur: load.Deployment,
+async def measure(title: str, echos: list[load.Deployment], tsur: load.Deployment,
                   args: argparse.Namespace) -> dict[str, object]:
+    """Both phases for ``tsur`` and each echo baseline, alternated per repeat; prints the
+    ratios of tsur to each baseline, naming it."""
     print(f"\n== {title}", flush=True)
     await load.calibrate(tsur, next(UIDS))
     print(f"  replies per step (calibrated): {tsur.per_step}", flush=True)
-    echo.per_step = [1] * len(load.ECHO)
-    for dep in (echo, tsur):  # warm-up: connection pools, first imports, caches
+    for echo in echos:
+        echo.per_step = [1] * len(load.ECHO)
+    deps = [*echos, tsur]
+    for dep in deps:  # warm-up: connection pools, first imports, caches
         await load.run(dep, citizens=8, concurrency=8, rate=None, first_uid=next_block(8))
     runs: dict[tuple[str, str], list[load.Result]] = {}
     paced_citizens = max(1, round(args.rate * args.paced_seconds / len(load.COMPLAINT)))
     for repeat in range(1, args.repeats + 1):
-        for dep in (echo, tsur):
+        for dep in deps:
             sat = await load.run(dep, citizens=args.citizens, concurrency=args.concurrency,
                                  rate=None, first_uid=next_block(args.citizens))
-            print(line(f"#{repeat} {dep.kind} saturated", sat), flush=True)
+            print(line(f"#{repeat} {dep.label} saturated", sat), flush=True)
             if args.steps and dep.kind == "tsur":
                 print("    p50/p99 ms by step: " + ", ".join(
                     f"{i + 1}:{pct(v, .5):.0f}/{pct(v, .99):.0f}"
                     for i, v in sorted(sat.by_step.items())), flush=True)
             paced = await load.run(dep, citizens=paced_citizens, concurrency=32,
                                    rate=args.rate, first_uid=next_block(paced_citizens))
-            print(line(f"#{repeat} {dep.kind} @{args.rate:g}/s", paced), flush=True)
-            runs.setdefault((dep.kind, "sat"), []).append(sat)
-            runs.setdefault((dep.kind, "paced"), []).append(paced)
+            print(line(f"#{repeat} {dep.label} @{args.rate:g}/s", paced), flush=True)
+            runs.setdefault((dep.label, "sat"), []).append(sat)
+            runs.setdefault((dep.label, "paced"), []).append(paced)
     med = {key: statistics.median(r.rate for r in rs) for key, rs in runs.items()}
     p99 = {key: statistics.median(pct(r.full, .99) for r in rs) for key, rs in runs.items()}
     p50 = {key: statistics.median(pct(r.full, .5) for r in rs) for key, rs in runs.items()}
-    ratio = med[("tsur", "sat")] / med[("echo", "sat")]
-    print(f"  median of {args.repeats}: saturated echo {med[('echo', 'sat')]:.0f} msg/s, "
-          f"tsur {med[('tsur', 'sat')]:.0f} msg/s → ratio {ratio:.2f} "
-          f"(target ≥ 0.50: {'met' if ratio >= 0.5 else 'NOT met'})")
-    print(f"  saturated latency p50/p99: echo {p50[('echo', 'sat')]:.1f}/"
-          f"{p99[('echo', 'sat')]:.1f} ms, tsur {p50[('tsur', 'sat')]:.1f}/"
-          f"{p99[('tsur', 'sat')]:.1f} ms")
+    cpu = {key: statistics.median(r.bot_cpu / r.messages * 1000 if r.messages else 0.0
+                                  for r in rs) for key, rs in runs.items()}
+    ratios = {}
+    for echo in echos:
+        e = echo.label
+        ratios[e] = med[("tsur", "sat")] / med[(e, "sat")]
+        print(f"  median of {args.repeats}, against {BASELINES[e]}: saturated {e} "
+              f"{med[(e, 'sat')]:.0f} msg/s ({cpu[(e, 'sat')]:.2f} ms CPU/msg), tsur "
+              f"{med[('tsur', 'sat')]:.0f} msg/s ({cpu[('tsur', 'sat')]:.2f}) → ratio "
+              f"tsur/{e} {ratios[e]:.2f} "
+              f"(target ≥ 0.50: {'met' if ratios[e] >= 0.5 else 'NOT met'})")
+        print(f"  saturated latency p50/p99: {e} {p50[(e, 'sat')]:.1f}/"
+              f"{p99[(e, 'sat')]:.1f} ms, tsur {p50[('tsur', 'sat')]:.1f}/"
+              f"{p99[('tsur', 'sat')]:.1f} ms")
     target = p99[("tsur", "paced")]
     print(f"  paced at {args.rate:g} msg/s (achieved tsur {med[('tsur', 'paced')]:.0f}): "
-          f"p50/p99 echo {p50[('echo', 'paced')]:.1f}/{p99[('echo', 'paced')]:.1f} ms, "
-          f"tsur {p50[('tsur', 'paced')]:.1f}/{target:.1f} ms "
+          f"p50/p99 " + ", ".join(f"{e.label} {p50[(e.label, 'paced')]:.1f}/"
+                                  f"{p99[(e.label, 'paced')]:.1f} ms" for e in echos)
+          + f", tsur {p50[('tsur', 'paced')]:.1f}/{target:.1f} ms "
           f"(target p99 < 50 ms: {'met' if target < 50 else 'NOT met'})", flush=True)
-    return {"ratio": ratio, "p99": target, "echo": med[("echo", "sat")],
-            "tsur": med[("tsur", "sat")]}
+    first = echos[0].label
+    return {"ratio": ratios[first], "p99": target, "echo": med[(first, "sat")],
+            "echo_label": first, "tsur": med[("tsur", "sat")]}
+
+
+async def start_echos(args: argparse.Namespace, name: str, delivery: str,
+                      workers: int) -> list[load.Deployment]:
+    sessions = ["aiogram", "tsur"] if args.echo_session == "both" else [args.echo_session]
+    return [await load.start(f"{name}-{s}", "echo", delivery, workers,
+                             profile_dir=args.profile, echo_session=s) for s in sessions]
 
 
 def next_block(n: int) -> int:
@@ -146,15 +172,16 @@ def next_block(n: int) -> int:
 async def sqlite_setup(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     url = sqlite_url(tmp / "intake.db")
     await upgrade_async(url)
-    echo = await load.start("echo-polling", "echo", "polling", 1, profile_dir=args.profile)
+    echos = await start_echos(args, "echo-polling", "polling", 1)
     tsur = await load.start("tsur-sqlite", "tsur", "polling", 1, db=url, data_dir=str(tmp),
                             nlu=args.nlu, profile_dir=args.profile, pool_size=args.pool_size,
                             recheck=args.what_if_recheck)
     try:
-        found = await measure("SQLite, 1 process, long polling (serve_telegram)", echo, tsur,
+        found = await measure("SQLite, 1 process, long polling (serve_telegram)", echos, tsur,
                               args)
     finally:
-        await load.stop(echo)
+        for echo in echos:
+            await load.stop(echo)
         await load.stop(tsur)
     print(f"  complaints in the database: {await count_complaints(url)}")
     return found
@@ -173,7 +200,7 @@ async def postgres_setup(args: argparse.Namespace, tmp: Path,
         url = await asyncio.to_thread(server.create_database, "intake")
         await upgrade_async(url)
         w = args.workers
-        echo = await load.start("echo-webhook", "echo", "webhook", w, profile_dir=args.profile)
+        echos = await start_echos(args, "echo-webhook", "webhook", w)
         tsur = await load.start("tsur-pg", "tsur", "webhook", w, db=url, data_dir=str(tmp),
                                 nlu=args.nlu, profile_dir=args.profile,
                                 pool_size=args.pool_size)
@@ -181,12 +208,13 @@ async def postgres_setup(args: argparse.Namespace, tmp: Path,
         try:
             found = await measure(
                 f"PostgreSQL, {w} processes, webhook (aiogram SimpleRequestHandler)",
-                echo, tsur, args)
+                echos, tsur, args)
             if single:  # the issue's baseline is one echo process
-                print(f"  tsur on {w} workers vs the 1-process polling echo measured above: "
-                      f"{found['tsur'] / single['echo']:.2f}")  # type: ignore[operator]
+                print(f"  tsur on {w} workers vs the 1-process polling {single['echo_label']} "
+                      f"measured above: {found['tsur'] / single['echo']:.2f}")  # type: ignore[operator]
         finally:
-            await load.stop(echo)
+            for echo in echos:
+                await load.stop(echo)
             await load.stop(tsur)
         print(f"  complaints in the database: {await count_complaints(url)}")
     finally:
@@ -219,6 +247,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--what-if-recheck", type=float, default=0.0,
                    help="what-if, not the product: seconds between the SQLite set-up's "
                         "long-poll fetches while updates are in flight (product: 0.1)")
+    p.add_argument("--echo-session", choices=["aiogram", "tsur", "both"], default="aiogram",
+                   help="the echo baseline: a bare aiogram bot (aiogram's AiohttpSession, "
+                        "the issue's), one on tsur's TsurSession, or both")
     p.add_argument("--no-sqlite", action="store_true")
     p.add_argument("--no-postgres", action="store_true")
     p.add_argument("--profile", default="", help="directory for cProfile stats of the bots")

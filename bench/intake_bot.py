@@ -8,7 +8,11 @@ unit of work with its event handlers, real SQLite/PostgreSQL) behind the product
 ``build_dispatcher``; with ``--delivery polling`` it runs the product's ``serve_telegram``
 (long polling, exactly what ``tsur run`` starts). ``echo`` is a bare aiogram Dispatcher
 whose one handler answers the text back — the ceiling of aiogram + the fake on this
-machine.
+machine. With ``--echo-session aiogram`` (the default, the issue's baseline) the echo
+bot is aiogram as shipped: its default ``AiohttpSession`` on
+``TelegramAPIServer.from_base(api)``, ``Dispatcher.start_polling``; with
+``--echo-session tsur`` it uses tsur's ``TsurSession`` (``bots.telegram.make_bot``), to
+compare against aiogram with tsur's request/answer shortcuts too.
 
 ``--delivery webhook`` serves aiogram's own ``SimpleRequestHandler`` (the webhook entry
 point, updates handled in the background as aiogram does by default) on 127.0.0.1 with a
@@ -127,19 +131,33 @@ async def main(args: argparse.Namespace) -> None:
             await system.close()
 
 
+def echo_bot(args: argparse.Namespace) -> Any:
+    """The echo bot's :class:`~aiogram.Bot`: aiogram's own session, or tsur's."""
+    if args.echo_session == "tsur":
+        from bots.telegram import make_bot
+
+        return make_bot(args.token, args.api)
+    from aiogram import Bot
+    from aiogram.client.session.aiohttp import AiohttpSession
+    from aiogram.client.telegram import TelegramAPIServer
+
+    return Bot(args.token, session=AiohttpSession(api=TelegramAPIServer.from_base(args.api)))
+
+
 async def poll(args: argparse.Namespace, dp: Any, system: Any, stop: asyncio.Event) -> None:
-    from bots.telegram import make_bot, serve_telegram
+    from bots.telegram import serve_telegram
 
     print("READY 0", flush=True)
     if system is not None:  # the product's own long-polling entry point
         await serve_telegram(system.engine, token=args.token, api_url=args.api, stop=stop,
                              dispatcher=dp)
         return
-    bot = make_bot(args.token, args.api)
+    bot = echo_bot(args)
     polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False))
     await stop.wait()
     await dp.stop_polling()
     await polling
+    await bot.session.close()
 
 
 async def webhook(args: argparse.Namespace, dp: Any, stop: asyncio.Event) -> None:
@@ -148,7 +166,7 @@ async def webhook(args: argparse.Namespace, dp: Any, stop: asyncio.Event) -> Non
 
     from bots.telegram import make_bot
 
-    bot = make_bot(args.token, args.api)
+    bot = make_bot(args.token, args.api) if args.kind == "tsur" else echo_bot(args)
     app = web.Application()
     SimpleRequestHandler(dispatcher=dp, bot=bot).register(app, path="/webhook")
     setup_application(app, dp, bot=bot)
@@ -168,6 +186,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--delivery", choices=["polling", "webhook"], default="polling")
     p.add_argument("--api", required=True)
     p.add_argument("--token", required=True)
+    p.add_argument("--echo-session", choices=["aiogram", "tsur"], default="aiogram",
+                   help="the echo bot's HTTP session: aiogram's default or tsur's TsurSession")
     p.add_argument("--db", default="")
     p.add_argument("--data-dir", default="var")
     p.add_argument("--nlu", default="keyword", choices=["keyword", "embedded"])

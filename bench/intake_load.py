@@ -87,6 +87,10 @@ class Deployment:
     session: ClientSession | None = None
     per_step: list[int] = field(default_factory=list)  # replies per dialogue step
     pg_database: str = ""  # to count the CPU of its PostgreSQL backends
+    label: str = ""  # how the bench names it: tsur, echo-aiogram, echo-tsur
+
+    def __post_init__(self) -> None:
+        self.label = self.label or self.kind
 
     async def inject(self, user_id: int, make: Callable[[], dict[str, Any]]) -> float:
         """Create the update with the fake's helper and hand it to the bot; returns when."""
@@ -146,16 +150,18 @@ def postgres_cpu(database: str) -> float:
 async def start(name: str, kind: str, delivery: str, workers: int, *, db: str = "",
                 data_dir: str = "var", nlu: str = "keyword",
                 profile_dir: str = "", pool_size: int = 0,
-                recheck: float = 0.0) -> Deployment:
+                recheck: float = 0.0, echo_session: str = "aiogram") -> Deployment:
     tg = FakeTelegram()
     await tg.__aenter__()
     recorder = Recorder()
     tg.world.sent = recorder
-    dep = Deployment(name, kind, delivery, workers, tg, recorder)
+    dep = Deployment(name, kind, delivery, workers, tg, recorder,
+                     label=f"echo-{echo_session}" if kind == "echo" else kind)
     for i in range(workers):
         cmd = [sys.executable, str(ROOT / "bench" / "intake_bot.py"), "--kind", kind,
                "--delivery", delivery, "--api", tg.base_url, "--token", tg.token,
-               "--db", db, "--data-dir", data_dir, "--nlu", nlu]
+               "--db", db, "--data-dir", data_dir, "--nlu", nlu,
+               "--echo-session", echo_session]
         if pool_size:
             cmd += ["--pool-size", str(pool_size)]
         if recheck:
