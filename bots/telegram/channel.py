@@ -102,7 +102,7 @@ class TelegramChannel:
 
     async def _answer(self, query: CallbackQuery, bot: Bot) -> None:
         try:
-            await self.messenger(bot).call(query.answer())
+            await self.messenger(bot).post(query.answer())
         except TelegramAPIError as exc:
             log.info("telegram: could not answer callback query %s: %s", query.id, exc)
 

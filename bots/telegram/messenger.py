@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -21,6 +21,7 @@ from aiogram.methods import SendPhoto, TelegramMethod
 from dialogue.messages import Address, Channel, OutgoingMessage
 
 from .render import render
+from .session import TsurSession
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -33,6 +34,11 @@ class TelegramMessenger:
     given, a network or server error waits a short, growing delay; after ``attempts``
     tries the message counts as not delivered. A send may in rare cases be duplicated
     (the request went through but its reply was lost); Telegram has no idempotency key.
+
+    On a :class:`~bots.telegram.session.TsurSession` (what ``make_bot`` gives) the calls of
+    :meth:`send` go as JSON by :meth:`TsurSession.post_json`: nobody reads the ``Message``
+    Telegram answers with, so it is not parsed into aiogram's types (errors still raise
+    as aiogram raises them).
 
     :param max_retry_after: a 429 asking to wait longer than this (seconds) is not waited
         for here: the send fails and the outbox tries again later.
@@ -65,7 +71,7 @@ class TelegramMessenger:
             return False
         for call in render(chat_id, msg, language=language):
             try:
-                await self.call(call)
+                await self.post(call)
             except TelegramForbiddenError as exc:
                 log.info("telegram: chat %s is unreachable (blocked the bot?): %s",
                          chat_id, exc.message)
@@ -84,9 +90,30 @@ class TelegramMessenger:
 
     async def call(self, method: TelegramMethod[T]) -> T:
         """Make one Bot API call, retrying flood waits and transient failures."""
+        return await self._retrying(method, self.bot)
+
+    async def post(self, method: TelegramMethod[Any]) -> None:
+        """:meth:`call` for a caller that does not read the answer: on a
+        :class:`TsurSession` the parameters go as JSON and the answer is checked, not
+        parsed into aiogram's types (an upload still goes aiogram's way)."""
+        session = self.bot.session
+        if isinstance(session, TsurSession):
+            params = session.json_params(self.bot, method)
+            if params is not None:
+                body = session.json_dumps(params)
+
+                async def post_json(m: TelegramMethod[Any]) -> Any:
+                    return await session.post_json(self.bot, m, body)
+
+                await self._retrying(method, post_json)
+                return
+        await self._retrying(method, self.bot)
+
+    async def _retrying(self, method: TelegramMethod[T],
+                        make: Callable[[TelegramMethod[T]], Awaitable[T]]) -> T:
         for attempt in range(1, self.attempts + 1):
             try:
-                return await self.bot(method)
+                return await make(method)
             except TelegramEntityTooLarge:
                 raise  # no retry makes a file smaller
             except TelegramRetryAfter as exc:
