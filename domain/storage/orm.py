@@ -210,6 +210,10 @@ class CounterRow(Base):
 
 
 
+# the outbox rows already tried and still pending (migration 0011 holds a frozen copy)
+OUTBOX_TRIED = "status = 'pending' AND attempts > 0"
+
+
 class OutboxRow(Base):
     """A message waiting to be delivered (or its record once delivered); see
     :class:`domain.ports.OutboxMessage`."""
@@ -219,6 +223,9 @@ class OutboxRow(Base):
         UniqueConstraint("dedup_key"),
         # what the delivery workers' claim query filters and sorts by
         Index("ix_outbox_due", "channel", "status", "priority", "not_before"),
+        # the claim's per-chat order check: only the rows tried and still pending
+        Index("ix_outbox_tried", "channel", "chat_id", "id",
+              postgresql_where=text(OUTBOX_TRIED), sqlite_where=text(OUTBOX_TRIED)),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

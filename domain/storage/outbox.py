@@ -8,7 +8,9 @@ transaction (``BEGIN IMMEDIATE``) serialises claims.
 
 Order per chat: once a message to a chat has been tried (``attempts > 0``) and is still
 pending — in flight, or waiting out its backoff — no later message to that chat is claimed,
-so a retried answer is never overtaken by the closing notice queued after it.
+so a retried answer is never overtaken by the closing notice queued after it. The check
+probes the partial index ``ix_outbox_tried`` (migration 0011) of those few rows, not the
+channel's pending rows.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from typing import Any
 
 from sqlalchemy import Text, TextClause, and_, func, or_, select, text, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from domain.ports import OutboxMessage, OutboxStatus
-from domain.storage.orm import CitizenRow, OutboxRow
+from domain.storage.orm import OUTBOX_TRIED, CitizenRow, OutboxRow
 from domain.storage.repositories import _insert
 
 FIELDS = ("kind", "channel", "chat_id", "citizen_id", "complaint_id", "dedup_key", "payload",
@@ -30,6 +33,8 @@ FIELDS = ("kind", "channel", "chat_id", "citizen_id", "complaint_id", "dedup_key
           "last_error", "sent_at")
 ERROR_CHARS = 1_000
 IN_CHUNK = 500  # ids per IN (...) list: far below SQLite's 32,766 parameters
+# ix_outbox_tried's predicate on the claim's alias of the table
+TRIED_SQL = " AND ".join(f"tried.{term.strip()}" for term in OUTBOX_TRIED.split(" AND "))
 
 
 def message_from_row(row: Any) -> OutboxMessage:
@@ -85,19 +90,21 @@ class SqlOutbox:
     async def claim(self, channel: str, now: datetime, *, limit: int, lease: timedelta,
                     token: str) -> list[OutboxMessage]:
         pending = str(OutboxStatus.PENDING)
-        # per chat, the oldest message already tried and still pending: nothing after it
-        tried = (select(OutboxRow.chat_id, func.min(OutboxRow.id).label("first"))
-                 .where(OutboxRow.channel == channel, OutboxRow.status == pending,
-                        OutboxRow.attempts > 0)
-                 .group_by(OutboxRow.chat_id).subquery())
+        # nothing after a message to the same chat that was tried and is still pending: a
+        # probe of the partial index ix_outbox_tried per candidate row. Its predicate is
+        # written out, not bound: neither planner matches a partial index to a parameter.
+        tried = aliased(OutboxRow, name="tried")
+        overtakes = (select(tried.id)
+                     .where(tried.channel == channel, tried.chat_id == OutboxRow.chat_id,
+                            tried.id < OutboxRow.id, text(TRIED_SQL))
+                     .exists())
         due = (select(OutboxRow.id, CitizenRow.reachable)
                .outerjoin(CitizenRow, CitizenRow.id == OutboxRow.citizen_id)
-               .outerjoin(tried, tried.c.chat_id == OutboxRow.chat_id)
                .where(OutboxRow.channel == channel,
                       OutboxRow.status == pending,
                       OutboxRow.not_before <= now,
                       or_(OutboxRow.locked_until.is_(None), OutboxRow.locked_until <= now),
-                      or_(tried.c.first.is_(None), OutboxRow.id <= tried.c.first))
+                      ~overtakes)
                .order_by(OutboxRow.not_before, OutboxRow.id)
                .with_for_update(of=OutboxRow, skip_locked=True))
         # one priority at a time, highest first: within one, the due index

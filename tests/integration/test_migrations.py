@@ -23,7 +23,7 @@ TABLES = {"alembic_version", "citizens", "identities", "complaints", "complaint_
 # SQLite only: the register's search index (migration 0009), an FTS5 table and its shadows
 SEARCH_TABLES = {"complaints_fts", "complaints_fts_config", "complaints_fts_data",
                  "complaints_fts_docsize", "complaints_fts_idx"}
-HEAD = "0009"
+HEAD = "0011_outbox_order"
 
 
 def test_migrations_apply_to_an_empty_database_and_are_idempotent(db_url: str):
