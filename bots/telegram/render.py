@@ -11,14 +11,16 @@ executes them in order. The rules:
 * ``buttons`` become an inline keyboard whose ``callback_data`` is the payload. A payload
   over 64 bytes would make Telegram reject the whole message, so such a button is dropped
   (and logged) instead.
-* ``request_location`` becomes a one-time reply keyboard with one "send location" button;
+* ``request_location`` becomes a one-time reply keyboard with a "send location" button;
   ``remove_keyboard`` becomes ``ReplyKeyboardRemove``. One Telegram message carries only
-  one keyboard, so **the text keeps the inline keyboard and a short follow-up message
-  carries the reply keyboard** (the inline buttons stay next to the question they answer;
-  the reply keyboard lives under the input field anyway). With no inline buttons the reply
-  keyboard rides on the text itself. ``remove_keyboard`` together with inline buttons is
-  not expressible without a content-free message, so then the removal is skipped (the
-  location keyboard is one-time and hides itself once used).
+  one keyboard, so **the message's buttons join the location button in that reply
+  keyboard, as text buttons** ("📍 Send location" and, below it, "⏭ Skip"): one message,
+  every choice under the input field. A text button sends its label as a plain text, not
+  the payload, so a step that asks for the location with buttons must take their labels
+  typed (the complaint's location step takes its "Skip" label, in any channel).
+  ``remove_keyboard`` together with inline buttons is not expressible without a
+  content-free message, so then the removal is skipped (the location keyboard is one-time
+  and hides itself once used).
 * Photo attachments whose ``ref`` is a Telegram ``file_id`` (bare, or stored as
   ``telegram:<file_id>``) are sent with ``sendPhoto`` before the text, so the keyboard
   ends up on the last message. Other channels' files cannot be sent by reference and are
@@ -53,7 +55,6 @@ MAX_CAPTION = 1024
 MAX_CALLBACK_DATA = 64
 MAX_INLINE_BUTTONS = 100
 LOCATION_BUTTON = N_("📍 Send location")
-LOCATION_HINT = N_("📍 Or send the location with the button below.")
 
 ReplyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
 
@@ -129,10 +130,18 @@ def inline_keyboard(rows: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarku
     return InlineKeyboardMarkup(inline_keyboard=keyboard) if keyboard else None
 
 
-def location_keyboard(language: str = "ru") -> ReplyKeyboardMarkup:
+def location_keyboard(language: str = "ru",
+                      rows: tuple[tuple[Button, ...], ...] = ()) -> ReplyKeyboardMarkup:
+    """The location button, then ``rows`` as text buttons (their labels; payloads cannot
+    ride on a reply keyboard)."""
     label = translate(LOCATION_BUTTON, language)
-    return ReplyKeyboardMarkup(keyboard=[[KeyboardButton(text=label, request_location=True)]],
-                               resize_keyboard=True, one_time_keyboard=True)
+    keyboard = [[KeyboardButton(text=label, request_location=True)]]
+    for row in rows:
+        out = [KeyboardButton(text=b.label) for b in row if b.label.strip()]
+        if out:
+            keyboard.append(out)
+    return ReplyKeyboardMarkup(keyboard=keyboard, resize_keyboard=True,
+                               one_time_keyboard=True)
 
 
 def telegram_file_id(attachment: Attachment) -> str | None:
@@ -182,10 +191,10 @@ def render(chat_id: int | str, msg: OutgoingMessage, *,
             continue
         calls.append(SendPhoto(chat_id=chat_id, photo=file_id))
 
-    inline = inline_keyboard(msg.buttons)
+    inline = None if msg.request_location else inline_keyboard(msg.buttons)
     reply: ReplyKeyboardMarkup | ReplyKeyboardRemove | None = None
     if msg.request_location:
-        reply = location_keyboard(language)
+        reply = location_keyboard(language, msg.buttons)
     elif msg.remove_keyboard:
         reply = ReplyKeyboardRemove(remove_keyboard=True)
 
@@ -199,8 +208,4 @@ def render(chat_id: int | str, msg: OutgoingMessage, *,
             markup = inline or reply
         calls.append(SendMessage(chat_id=chat_id, text=escape(piece),
                                  parse_mode=ParseMode.HTML, reply_markup=markup))
-    if inline is not None and isinstance(reply, ReplyKeyboardMarkup):
-        hint = translate(LOCATION_HINT, language)
-        calls.append(SendMessage(chat_id=chat_id, text=escape(hint),
-                                 parse_mode=ParseMode.HTML, reply_markup=reply))
     return calls

@@ -5,9 +5,10 @@ address, confirm the municipality, consent, submit — then an operator's answer
 outbox. Each channel runs for real (aiogram polling the fake Bot API, vkbottle polling the
 fake VK, the web chat over a WebSocket) on its own SQLite file, and must show the citizen
 exactly what the dialogue core says — the texts and the buttons of a reference run of the
-engine with no channel at all — modulo rendering: Telegram's extra message carrying the
-location keyboard and its plain texts put together with the message after them
-(``merge_replies``), VK's numbered list of options that did not fit as buttons.
+engine with no channel at all — modulo rendering: Telegram's location keyboard carrying
+the question's buttons as text buttons (their labels, not payloads) and its plain texts
+put together with the message after them (``merge_replies``), VK's numbered list of
+options that did not fit as buttons.
 """
 
 from __future__ import annotations
@@ -62,6 +63,12 @@ def expected(replies: list[OutgoingMessage]) -> list[Shown]:
     return [Shown(r.text, tuple(b.payload for b in r.all_buttons())) for r in replies]
 
 
+def expected_on_telegram(replies: list[OutgoingMessage]) -> list[Shown]:
+    """A question asking for the location shows its buttons' labels (text buttons)."""
+    return [Shown(r.text, tuple(b.label if r.request_location else b.payload
+                                for b in r.all_buttons())) for r in merge_replies(replies)]
+
+
 class Driver(Protocol):
     channel: str
     chat_id: str
@@ -99,17 +106,11 @@ class TelegramDriver:
 
     def _all_shown(self) -> list[Shown]:
         out: list[Shown] = []
-        previous: Any = None
         for m in self.tg.sent_to(TG_USER):
-            keyboard = (m.reply_markup or {}).get("keyboard") or []
-            asks_location = any(b.get("request_location") for row in keyboard for b in row)
-            after_question = previous is not None and previous.buttons
-            previous = m
-            if asks_location and after_question:
-                continue  # the message that carries the location keyboard after the question
-            out.append(Shown(m.text or m.caption or "",
-                             tuple(b["callback_data"] for row in m.buttons for b in row
-                                   if "callback_data" in b)))
+            # inline buttons' payloads; a reply keyboard's text buttons (not the location one)
+            out.append(Shown(m.text or m.caption or "", tuple(
+                b.get("callback_data") or b["text"] for row in m.buttons for b in row
+                if "callback_data" in b or not b.get("request_location"))))
         return out
 
     async def _next(self, count: int) -> list[Shown]:
@@ -285,8 +286,8 @@ async def test_the_same_dialogue_and_answer_in_every_channel(
         stack.push_async_callback(database.dispose)
         citizen, worker = await start(stack, new_engine(database), database, tmp_path)
         for (action, value), replies in zip(STEPS, reference, strict=True):
-            want = expected(merge_replies(replies) if citizen.channel == "telegram"
-                            else replies)
+            want = (expected_on_telegram(replies) if citizen.channel == "telegram"
+                    else expected(replies))
             act = citizen.say if action == "text" else citizen.press
             assert await act(value, len(want)) == want, (action, value)
         assert "зарегистрировано" in reference[-1][0].text
