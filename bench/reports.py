@@ -311,13 +311,87 @@ async def measure(database: Database, name: str, repeat: int, only: str = ""
     for label, run, before in cases:
         if label == cases[0][0] or only in label:
             out.append((label, await timed(run, repeat, before)))
+    held = []
+    if not only or only in LOCK_LABEL:
+        for _ in range(repeat):
+            await touch(200)()
+            held.append(await lock_probe(database, lambda: refresh(factory, OFFSET)))
     base = out[0][1]
     print(f"\n{name}")
     print(f"  full build of the aggregates: {build:.1f} s ({built.days} days)")
     for label, seconds in out:
         print(f"  {label:<56} {seconds * 1000:9.1f} ms  {seconds / base:7.1f}× baseline")
+    for took, waits in held:
+        print(f"  {LOCK_LABEL}: refresh {took * 1000:.0f} ms; {len(waits)} one-row inserts"
+              f" meanwhile, slowest {max(waits) * 1000:.1f} ms, median"
+              f" {statistics.median(waits) * 1000:.1f} ms  ({max(waits) / base:.1f}× baseline)")
     await close_pages()
     return out
+
+
+LOCK_LABEL = "write lock: refresh after 200 changes"
+PROBE_PAUSE = 0.005  # between the probe's inserts
+
+
+def _probe_sqlite(path: str, stop: Any, waits: list[float]) -> None:
+    """One-row inserts in their own transactions, as intake makes them, until ``stop``: on
+    SQLite each waits for whatever write lock a refresh holds."""
+    conn = sqlite3.connect(path, timeout=60, isolation_level=None)
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_probe (id INTEGER PRIMARY KEY, at REAL)")
+        while not stop.is_set():
+            start = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO bench_probe (at) VALUES (?)", (start,))
+            conn.execute("COMMIT")
+            waits.append(time.perf_counter() - start)
+            time.sleep(PROBE_PAUSE)
+    finally:
+        conn.close()
+
+
+def _probe_postgres(url: str, stop: Any, waits: list[float]) -> None:
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            await conn.execute("CREATE TABLE IF NOT EXISTS bench_probe"
+                               " (id serial PRIMARY KEY, at double precision)")
+            while not stop.is_set():
+                start = time.perf_counter()
+                await conn.execute("INSERT INTO bench_probe (at) VALUES ($1)", start)
+                waits.append(time.perf_counter() - start)
+                await asyncio.sleep(PROBE_PAUSE)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+async def lock_probe(database: Database, run: Callable[[], Awaitable[Any]]
+                     ) -> tuple[float, list[float]]:
+    """Time ``run`` while another thread (its own connection, off this event loop) makes
+    one-row inserts: how long the slowest waited is how long ``run`` held the write lock
+    at a stretch (at least)."""
+    import threading
+
+    url = database.engine.url
+    stop, waits = threading.Event(), []
+    if url.get_backend_name() == "sqlite":
+        target: Any = _probe_sqlite
+        where = str(url.database)
+    else:
+        target, where = _probe_postgres, url.render_as_string(hide_password=False)
+    thread = threading.Thread(target=target, args=(where, stop, waits))
+    thread.start()
+    await asyncio.sleep(0.05)
+    start = time.perf_counter()
+    await run()
+    took = time.perf_counter() - start
+    stop.set()
+    await asyncio.to_thread(thread.join)
+    return took, waits
 
 
 _closers: list[Callable[[], Awaitable[Any]]] = []

@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, cast
 
 from sqlalchemy import (
-    Integer,
     Table,
     and_,
     bindparam,
@@ -48,10 +48,8 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    literal,
     or_,
     select,
-    update,
 )
 from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -63,7 +61,6 @@ from domain.storage.report_daily import (
     hist_text,
     local_day,
     month_of,
-    next_month,
     parse_hist,
 )
 from domain.storage.report_daily_orm import (
@@ -128,12 +125,12 @@ def _indexed(dialect: str, days: tuple[int, int] | None, offset: timedelta,
     return c, where
 
 
-async def _write_counts(session: AsyncSession, dialect: str, offset: timedelta,
-                        days: tuple[int, int] | None, agencies: Iterable[str] | None = None
-                        ) -> None:
-    """Insert the ``report_daily`` rows of the complaints of local ``days`` (None: all),
-    only of ``agencies`` if given (summed in SQL; the survey answers in a second pass, by
-    key)."""
+async def _day_rows(session: AsyncSession, dialect: str, offset: timedelta,
+                   days: tuple[int, int] | None, agencies: Iterable[str] | None = None
+                   ) -> dict[DayKey, list[Any]]:
+    """The ``report_daily`` rows (:data:`COUNTS` then ``rating_sum``) of the complaints of
+    local ``days`` (None: all), only of ``agencies`` if given: summed in SQL, the survey
+    answers in a second query by key."""
     s = SurveyRow
     c, where = _indexed(dialect, days, offset, agencies)
     day = local_day(c.created_at, dialect, offset)
@@ -145,30 +142,21 @@ async def _write_counts(session: AsyncSession, dialect: str, offset: timedelta,
             func.sum(_count(and_(resolved, c.resolved_at <= c.resolution_due))),
             func.sum(_count(c.status.in_(("closed", "rejected")))),
             func.sum(_count(and_(c.status == "closed", answered))),
-            func.sum(_count(reopened_ever(dialect, c.id))),
-            *(literal(0, Integer) for _ in range(4))]  # surveys: below
+            func.sum(_count(reopened_ever(dialect, c.id)))]
     keys = (day, c.agency, municipality, c.sector, c.category)
-    query = select(*keys, *sums).where(*where).group_by(*keys)
-    await session.execute(insert(_table(ReportDayRow)).from_select(
-        ["day", "agency", "municipality", "sector", "category", *COUNTS, "rating_sum"],
-        query))
+    out: dict[DayKey, list[Any]] = {}
+    for d, a, m, sector, category, *values in await session.execute(
+            select(*keys, *sums).where(*where).group_by(*keys)):
+        out[(int(d), a, m, sector, category)] = [int(v) for v in values] + [0, 0, 0, 0.0]
     surveys = (select(*keys, func.count(), func.coalesce(func.sum(_count(s.solved.is_(True))), 0),
                       func.count(s.rating), func.coalesce(func.sum(s.rating), 0))
                .select_from(s).join(c.id.table, c.id == s.complaint_id)
                .where(s.answered_at.is_not(None), *where).group_by(*keys))
-    r = _table(ReportDayRow).c
-    found = [{"d": int(d), "a": a, "m": m, "s": sector, "c": category, "n": int(n),
-              "ok": int(ok), "r": int(rated), "rs": float(total)}
-             for d, a, m, sector, category, n, ok, rated, total in await session.execute(
-                 surveys)]
-    if found:
-        await session.execute(
-            update(_table(ReportDayRow))
-            .where(r.day == bindparam("d"), r.agency == bindparam("a"),
-                   r.municipality == bindparam("m"), r.sector == bindparam("s"),
-                   r.category == bindparam("c"))
-            .values(surveyed=bindparam("n"), solved=bindparam("ok"), rated=bindparam("r"),
-                    rating_sum=bindparam("rs")), found)
+    for d, a, m, sector, category, n, ok, rated, total in await session.execute(surveys):
+        row = out.get((int(d), a, m, sector, category))
+        if row is not None:
+            row[6:] = [int(n), int(ok), int(rated), float(total)]
+    return out
 
 
 async def _day_hists(session: AsyncSession, dialect: str, offset: timedelta,
@@ -199,12 +187,12 @@ async def _day_hists(session: AsyncSession, dialect: str, offset: timedelta,
     return out
 
 
-async def _write_hists(session: AsyncSession, span: str, hists: dict[HistKey, Pair]) -> None:
-    rows = [{"span": span, "start": start, "dim": dim, "key": key,
+def _hist_rows(span: str, hists: dict[HistKey, Pair]) -> list[dict[str, Any]]:
+    """``report_hist`` rows (empty histograms left out)."""
+    return [{"span": span, "start": start, "dim": dim, "key": key,
              "first_hist": hist_text(first), "resolution_hist": hist_text(resolution)}
-            for (start, dim, key), (first, resolution) in hists.items()]
-    for i in range(0, len(rows), CHUNK * 10):
-        await session.execute(insert(_table(ReportHistRow)), rows[i:i + CHUNK * 10])
+            for (start, dim, key), (first, resolution) in hists.items()
+            if any(first.values()) or any(resolution.values())]
 
 
 async def _read_hists(session: AsyncSession, span: str, starts: Iterable[int]
@@ -225,33 +213,6 @@ def _shift(into: dict[int, int], other: dict[int, int], sign: int) -> None:
         into[b] = into.get(b, 0) + sign * n
 
 
-async def _write_months(session: AsyncSession, months: set[int],
-                        day_hists: dict[HistKey, Pair], replaced: dict[HistKey, Pair] | None
-                        ) -> None:
-    """Sum ``months`` from their days in SQL. Their histograms: from ``day_hists`` when it
-    holds all their days (``replaced`` None), else the stored month's, less the
-    ``replaced`` day histograms, plus the new ``day_hists``."""
-    d, m, h = ReportDayRow, ReportMonthRow, ReportHistRow
-    held = {} if replaced is None else await _read_hists(session, "month", months)
-    for changes, sign in (((replaced or {}).items(), -1), (day_hists.items(), 1)):
-        for (day, dim, key), (first, resolution) in changes:
-            pair = held.setdefault((month_of(day), dim, key), ({}, {}))
-            _shift(pair[0], first, sign)
-            _shift(pair[1], resolution, sign)
-    for month in sorted(months):
-        await session.execute(delete(m).where(m.month == month))
-        await session.execute(delete(h).where(h.span == "month", h.start == month))
-        sums = [func.sum(getattr(d, n)) for n in (*COUNTS, "rating_sum")]
-        await session.execute(insert(_table(m)).from_select(
-            ["month", "agency", "municipality", *COUNTS, "rating_sum"],
-            select(literal(month, Integer), d.agency, d.municipality, *sums)
-            .where(d.day >= month, d.day < next_month(month))
-            .group_by(d.agency, d.municipality)))
-    await _write_hists(session, "month", {
-        k: v for k, v in held.items() if k[0] in months and (any(v[0].values()) or
-                                                             any(v[1].values()))})
-
-
 async def _answers_since(session: AsyncSession, newest: datetime | None) -> int:
     """Survey answers recorded within :data:`OVERLAP` before ``newest``: a new answer in
     that window changes the count even when it does not change the newest time."""
@@ -262,10 +223,11 @@ async def _answers_since(session: AsyncSession, newest: datetime | None) -> int:
         s.answered_at >= newest - OVERLAP))).scalar_one())
 
 
-async def _rating_moves(session: AsyncSession, day: Any) -> set[int]:
-    """Days of the surveys that started or stopped waiting for a rating since the last
-    refresh (a rating has no time of its own); ``report_rating_wait`` is brought up to
-    date."""
+async def _rating_moves(session: AsyncSession, day: Any
+                        ) -> tuple[set[int], list[int], list[dict[str, int]]]:
+    """The days of the surveys that started or stopped waiting for a rating since the last
+    refresh (a rating has no time of its own), and the ``report_rating_wait`` rows to
+    delete and to insert."""
     s, c, w = SurveyRow, ComplaintRow, ReportRatingWaitRow
     waiting: dict[int, int] = dict((await session.execute(
         select(s.id, day).join(c, c.id == s.complaint_id).where(
@@ -273,12 +235,8 @@ async def _rating_moves(session: AsyncSession, day: Any) -> set[int]:
     before: dict[int, int] = dict(
         (await session.execute(select(w.survey_id, w.day))).all())
     gone, new = before.keys() - waiting.keys(), waiting.keys() - before.keys()
-    for ids in (sorted(gone)[i:i + CHUNK] for i in range(0, len(gone), CHUNK)):
-        await session.execute(delete(w).where(w.survey_id.in_(ids)))
-    if new:
-        await session.execute(insert(_table(w)), [{"survey_id": i, "day": int(waiting[i])}
-                                                    for i in new])
-    return {int(before[i]) for i in gone} | {int(waiting[i]) for i in new}
+    return ({int(before[i]) for i in gone} | {int(waiting[i]) for i in new}, sorted(gone),
+            [{"survey_id": i, "day": int(waiting[i])} for i in sorted(new)])
 
 
 async def _safe_history_mark(factory: async_sessionmaker[AsyncSession], wait: float
@@ -304,87 +262,253 @@ async def _safe_history_mark(factory: async_sessionmaker[AsyncSession], wait: fl
     return int(mark)
 
 
+Seen = tuple[Any, ...]  # the state row as a plan read it (None: no row)
+
+
+@dataclass(slots=True)
+class _Changes:
+    """The rows of one table that differ from the stored ones: deleted by primary key
+    (gone or changed), then inserted (new or changed)."""
+
+    table: Table
+    keys: tuple[str, ...]
+    gone: list[dict[str, Any]]
+    rows: list[dict[str, Any]]
+
+
+def _changes(model: Any, keys: tuple[str, ...], values: tuple[str, ...],
+             old: dict[Any, list[Any]], new: dict[Any, list[Any]]) -> _Changes:
+    names = (*keys, *values)
+    return _Changes(_table(model), keys,
+                    [dict(zip(keys, k, strict=True)) for k, v in old.items()
+                     if new.get(k) != v],
+                    [dict(zip(names, (*k, *v), strict=True)) for k, v in new.items()
+                     if old.get(k) != v])
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What a refresh writes, computed from a read snapshot."""
+
+    seen: Seen
+    full: bool
+    mark: int | None
+    newest_answer: datetime | None
+    survey_count: int
+    days: int  # local days recomputed
+    writes: list[_Changes]  # per table (full: its rows after clearing it)
+    wait_gone: list[int]
+    wait_new: list[dict[str, int]]
+
+
+def _seen(state: ReportStateRow | None) -> Seen:
+    if state is None:
+        return (None,)
+    return (state.offset_minutes, state.history_id, state.survey_at, state.survey_count,
+            state.refreshed_at)
+
+
+async def _old_rows(session: AsyncSession, scope: dict[int, set[str] | None]
+                   ) -> dict[DayKey, list[Any]]:
+    """The stored day rows of ``scope`` (about to be recomputed)."""
+    d_ = ReportDayRow
+    out: dict[DayKey, list[Any]] = {}
+    days = sorted(scope)
+    for i in range(0, len(days), CHUNK):
+        query = select(d_.day, d_.agency, d_.municipality, d_.sector, d_.category,
+                       *(getattr(d_, n) for n in (*COUNTS, "rating_sum"))
+                       ).where(d_.day.in_(days[i:i + CHUNK]))
+        for day, agency, place, sector, category, *values in await session.execute(query):
+            agencies = scope[int(day)]
+            if agencies is None or agency in agencies:
+                out[(int(day), agency, place, sector, category)] = [
+                    *(int(v) for v in values[:-1]), float(values[-1])]
+    return out
+
+
+def _add(into: list[Any], values: Iterable[Any], sign: int) -> None:
+    for i, v in enumerate(values):
+        into[i] += sign * (float(v) if i == 9 else int(v))
+
+
+async def _plan(session: AsyncSession, dialect: str, offset: timedelta, mark: int | None
+                ) -> _Plan:
+    """Compute everything a refresh writes (see the module's docstring), reading only."""
+    minutes = int(offset.total_seconds() // 60)
+    c, h, s = ComplaintRow, HistoryRow, SurveyRow
+    state = (await session.execute(select(ReportStateRow).where(ReportStateRow.id == 1))
+             ).scalar_one_or_none()
+    history_id = 0 if state is None else state.history_id
+    if dialect != "postgresql":  # one writer at a time: every id up to the highest is final
+        mark = int((await session.execute(select(func.coalesce(func.max(h.id), 0)))
+                    ).scalar_one())
+    newest_answer = (await session.execute(select(func.max(s.answered_at)))).scalar()
+    full = state is None or state.offset_minutes != minutes
+    day = local_day(c.created_at, dialect, offset)
+    moved, wait_gone, wait_new = await _rating_moves(session, day)
+    scope: dict[int, set[str] | None] = {}
+    if full:
+        day_rows = await _day_rows(session, dialect, offset, None)
+        day_hists = await _day_hists(session, dialect, offset, None)
+        scope = {d[0]: None for d in day_rows}
+        old: dict[DayKey, list[Any]] = {}
+        old_months: dict[tuple[int, str, str], list[Any]] = {}
+        month_rows: dict[tuple[int, str, str], list[Any]] = {}
+        month_hists: dict[HistKey, Pair] = {}
+        replaced: dict[HistKey, Pair] = {}
+    else:
+        assert state is not None
+
+        def widen(d: Any, agency: str | None = None) -> None:
+            found = scope.setdefault(int(d), set())
+            if agency is None:
+                scope[int(d)] = None
+            elif found is not None:
+                found.add(agency)
+
+        changed = select(day, c.agency, h.kind).distinct().select_from(h).join(
+            c, c.id == h.complaint_id).where(h.id > history_id)
+        for d, agency, kind in await session.execute(changed):
+            widen(d, None if kind == "reclassified" else agency)  # old agency: unknown
+        same = (newest_answer == state.survey_at and state.survey_count ==
+                await _answers_since(session, state.survey_at))
+        if newest_answer is not None and not same:
+            since = state.survey_at - OVERLAP if state.survey_at else None
+            answered = select(day, c.agency).distinct().select_from(s).join(
+                c, c.id == s.complaint_id).where(
+                s.answered_at >= since if since else s.answered_at.is_not(None))
+            for d, agency in await session.execute(answered):
+                widen(d, agency)
+        for d in moved:
+            widen(d)
+        day_rows = {}
+        for d, agencies in sorted(scope.items()):
+            day_rows.update(await _day_rows(session, dialect, offset, (d, d + 1), agencies))
+        day_hists = {}
+        for start, end in _ranges(scope):
+            day_hists.update(await _day_hists(session, dialect, offset, (start, end)))
+        replaced = await _read_hists(session, "day", scope)
+        old = await _old_rows(session, scope)
+        months = sorted({month_of(d) for d in scope})
+        month_hists = await _read_hists(session, "month", months)
+        m = ReportMonthRow
+        month_rows = {}
+        for i in range(0, len(months), CHUNK):
+            for month, agency, place, *values in await session.execute(
+                    select(m.month, m.agency, m.municipality,
+                           *(getattr(m, n) for n in (*COUNTS, "rating_sum")))
+                    .where(m.month.in_(months[i:i + CHUNK]))):
+                month_rows[(int(month), agency, place)] = [0] * 10
+                _add(month_rows[(int(month), agency, place)], values, 1)
+        old_months = {k: list(v) for k, v in month_rows.items()}
+    old_month_hists = {k: (hist_text(a), hist_text(b)) for k, (a, b) in month_hists.items()}
+    for (d, agency, place, _, _), values in old.items():
+        _add(month_rows.setdefault((month_of(d), agency, place), [0] * 10), values, -1)
+    for (d, agency, place, _, _), values in day_rows.items():
+        _add(month_rows.setdefault((month_of(d), agency, place), [0] * 10), values, 1)
+    for changes, sign in ((replaced.items(), -1), (day_hists.items(), 1)):
+        for (d, dim, key), (first, resolution) in changes:
+            pair = month_hists.setdefault((month_of(d), dim, key), ({}, {}))
+            _shift(pair[0], first, sign)
+            _shift(pair[1], resolution, sign)
+    old_hists = {k: (hist_text(a), hist_text(b)) for k, (a, b) in replaced.items()}
+    writes = [
+        _changes(ReportDayRow, ("day", "agency", "municipality", "sector", "category"),
+                 (*COUNTS, "rating_sum"), old,
+                 {k: v for k, v in day_rows.items() if v[0]}),
+        # (a group without complaints has no row, as SQL grouping makes none)
+        _changes(ReportMonthRow, ("month", "agency", "municipality"), (*COUNTS, "rating_sum"),
+                 old_months, {k: v for k, v in month_rows.items() if v[0]}),
+        _changes(ReportHistRow, ("span", "start", "dim", "key"),
+                 ("first_hist", "resolution_hist"),
+                 {("day", *k): list(v) for k, v in old_hists.items()} |
+                 {("month", *k): list(v) for k, v in old_month_hists.items()},
+                 {("day", *k): [hist_text(a), hist_text(b)] for k, (a, b) in day_hists.items()
+                  if any(a.values()) or any(b.values())} |
+                 {("month", *k): [hist_text(a), hist_text(b)]
+                  for k, (a, b) in month_hists.items() if any(a.values()) or any(b.values())})]
+    return _Plan(_seen(state), full, mark, newest_answer,
+                 await _answers_since(session, newest_answer), len(scope), writes,
+                 wait_gone, wait_new)
+
+
+async def _apply(session: AsyncSession, plan: _Plan, minutes: int) -> bool:
+    """Write ``plan`` in the current (write) transaction, unless another refresh committed
+    since it was read (then False: nothing written)."""
+    state = (await session.execute(select(ReportStateRow).where(ReportStateRow.id == 1)
+                                   .with_for_update())).scalar_one_or_none()
+    if _seen(state) != plan.seen:
+        return False
+    if state is None:
+        state = ReportStateRow(id=1, offset_minutes=None, history_id=0)
+        session.add(state)
+    w = ReportRatingWaitRow
+    for i in range(0, len(plan.wait_gone), CHUNK):
+        await session.execute(delete(w).where(w.survey_id.in_(plan.wait_gone[i:i + CHUNK])))
+    if plan.wait_new:
+        await session.execute(insert(_table(w)), plan.wait_new)
+    for change in plan.writes:
+        if plan.full:
+            await session.execute(delete(change.table))
+        elif change.gone:
+            t = change.table.c
+            await session.execute(
+                delete(change.table).where(*(t[k] == bindparam("k_" + k) for k in change.keys)),
+                [{"k_" + k: v for k, v in row.items()} for row in change.gone])
+        for i in range(0, len(change.rows), CHUNK * 10):
+            await session.execute(insert(change.table), change.rows[i:i + CHUNK * 10])
+    state.offset_minutes = minutes
+    if plan.mark is not None:
+        state.history_id = max(state.history_id, plan.mark)
+    state.survey_at = plan.newest_answer
+    state.survey_count = plan.survey_count
+    state.refreshed_at = datetime.now().astimezone()
+    return True
+
+
+@asynccontextmanager
+async def _snapshot(factory: async_sessionmaker[AsyncSession], dialect: str
+                    ) -> AsyncIterator[AsyncSession]:
+    """A session reading one consistent snapshot without taking SQLite's write lock: the
+    engine begins every transaction with ``BEGIN IMMEDIATE`` (domain.storage.uow), so that
+    one is ended at once and a deferred one (a WAL read snapshot) begun in its place."""
+    async with factory() as session:
+        if dialect == "postgresql":
+            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        else:
+            connection = await session.connection()
+            await connection.exec_driver_sql("COMMIT")
+            await connection.exec_driver_sql("BEGIN")
+        try:
+            yield session
+        finally:
+            await session.rollback()
+
+
+ATTEMPTS = 3  # snapshot plans beaten by a concurrent refresh before one under the lock
+
+
 async def refresh(factory: async_sessionmaker[AsyncSession], offset: timedelta, *,
                   wait: float = 2.0) -> Refreshed:
-    """Bring the aggregates up to date (see the module's docstring); concurrent refreshes
-    queue on the state row."""
+    """Bring the aggregates up to date (see the module's docstring). The work is computed
+    from a read snapshot; only the writing of its result holds SQLite's write lock (a
+    short transaction that first checks no other refresh committed meanwhile, else the
+    plan is made again; changes committed after the snapshot are past its watermarks and
+    wait for the next refresh)."""
     async with factory() as probe:
         dialect = probe.get_bind().dialect.name
     mark = await _safe_history_mark(factory, wait) if dialect == "postgresql" else None
     minutes = int(offset.total_seconds() // 60)
-    c, h, s = ComplaintRow, HistoryRow, SurveyRow
-    async with factory() as session, session.begin():
-        state = (await session.execute(select(ReportStateRow).where(ReportStateRow.id == 1)
-                                       .with_for_update())).scalar_one_or_none()
-        if state is None:
-            state = ReportStateRow(id=1, offset_minutes=None, history_id=0)
-            session.add(state)
-        if dialect != "postgresql":
-            mark = int((await session.execute(select(func.coalesce(func.max(h.id), 0)))
-                        ).scalar_one())
-        newest_answer = (await session.execute(select(func.max(s.answered_at)))).scalar()
-        full = state.offset_minutes != minutes
-        day = local_day(c.created_at, dialect, offset)
-        if full:
-            await _rating_moves(session, day)
-            for table in (ReportDayRow, ReportMonthRow, ReportHistRow):
-                await session.execute(delete(table))
-            await _write_counts(session, dialect, offset, None)
-            hists = await _day_hists(session, dialect, offset, None)
-            replaced = None
-            days = set(await session.scalars(select(ReportDayRow.day).distinct()))
-        else:
-            # the days to recompute: whole (None) or only some agencies' rows
-            scope: dict[int, set[str] | None] = {}
-
-            def widen(d: Any, agency: str | None = None) -> None:
-                found = scope.setdefault(int(d), set())
-                if agency is None:
-                    scope[int(d)] = None
-                elif found is not None:
-                    found.add(agency)
-
-            changed = select(day, c.agency, h.kind).distinct().select_from(h).join(
-                c, c.id == h.complaint_id).where(h.id > state.history_id)
-            for d, agency, kind in await session.execute(changed):
-                widen(d, None if kind == "reclassified" else agency)  # old agency: unknown
-            same = (newest_answer == state.survey_at and state.survey_count ==
-                    await _answers_since(session, state.survey_at))
-            if newest_answer is not None and not same:
-                since = state.survey_at - OVERLAP if state.survey_at else None
-                answered = select(day, c.agency).distinct().select_from(s).join(
-                    c, c.id == s.complaint_id).where(
-                    s.answered_at >= since if since else s.answered_at.is_not(None))
-                for d, agency in await session.execute(answered):
-                    widen(d, agency)
-            for d in await _rating_moves(session, day):
-                widen(d)
-            days = set(scope)
-            d_ = ReportDayRow
-            for d, agencies in sorted(scope.items()):
-                gone = delete(d_).where(d_.day == d)
-                if agencies is not None:
-                    gone = gone.where(d_.agency.in_(sorted(agencies)))
-                await session.execute(gone)
-                await _write_counts(session, dialect, offset, (d, d + 1), agencies)
-            hists = {}
-            replaced = await _read_hists(session, "day", days)
-            for i in range(0, len(days), CHUNK):
-                chunk = sorted(days)[i:i + CHUNK]
-                await session.execute(delete(ReportHistRow).where(
-                    ReportHistRow.span == "day", ReportHistRow.start.in_(chunk)))
-            for start, end in _ranges(days):
-                hists.update(await _day_hists(session, dialect, offset, (start, end)))
-        await _write_hists(session, "day", hists)
-        await _write_months(session, {month_of(d) for d in days}, hists,
-                            None if full else replaced)
-        state.offset_minutes = minutes
-        if mark is not None:
-            state.history_id = max(state.history_id, mark)
-        state.survey_at = newest_answer
-        state.survey_count = await _answers_since(session, newest_answer)
-        state.refreshed_at = datetime.now().astimezone()
-    return Refreshed(len(days), full)
+    for _ in range(ATTEMPTS):
+        async with _snapshot(factory, dialect) as reading:
+            plan = await _plan(reading, dialect, offset, mark)
+        async with factory() as session, session.begin():
+            if await _apply(session, plan, minutes):
+                return Refreshed(plan.days, plan.full)
+    async with factory() as session, session.begin():  # under the lock from the start
+        plan = await _plan(session, dialect, offset, mark)
+        await _apply(session, plan, minutes)
+    return Refreshed(plan.days, plan.full)
 
 
 
