@@ -188,3 +188,34 @@ async def test_pending_counts_the_local_days_a_refresh_would_recompute(db: Datab
     assert (await pending(db.session_factory, timedelta(hours=4))).days is None  # rebuild
     await refresh(db.session_factory, OFFSET)
     assert (await pending(db.session_factory, OFFSET)).days == 0
+
+
+async def test_changes_and_refreshes_during_a_refresh_are_not_lost(db: Database, monkeypatch):
+    """A refresh plans from a snapshot and writes afterwards: a change committed in between
+    waits for the next refresh, and a refresh that committed in between makes it plan
+    again (the write lock is held only for the writing)."""
+    import domain.storage.report_refresh as rr
+
+    rnd = random.Random(5)
+    complaints = await seed_complaints(db, seeds(rnd, 40), NOW)
+    await act(db, rnd, complaints, 60, NOW)
+    await refresh(db.session_factory, OFFSET)
+    later = NOW + timedelta(hours=6)
+    plan, plans = rr._plan, []
+
+    async def meddling(*args, **kwargs):
+        out = await plan(*args, **kwargs)
+        plans.append(out)
+        if len(plans) in (1, 3):  # between this plan's snapshot and its write: changes
+            assert await act(db, rnd, complaints, 30, later) > 3
+        if len(plans) == 1:  # and a concurrent refresh commits (it plans second)
+            await refresh(db.session_factory, OFFSET)
+        return out
+
+    assert await act(db, rnd, complaints, 20, later) > 3
+    monkeypatch.setattr(rr, "_plan", meddling)
+    await refresh(db.session_factory, OFFSET)
+    assert len(plans) == 3  # the outer one, the inner refresh's, the outer one again
+    monkeypatch.setattr(rr, "_plan", plan)
+    assert (await refresh(db.session_factory, OFFSET)).days > 0  # the later changes
+    await assert_same(db, later)
