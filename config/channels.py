@@ -121,7 +121,9 @@ def start_outbox_workers(system: System, tasks: Tasks) -> list[DeliveryWorker]:
         from bots.telegram.outbox import TelegramOutboxMessenger
 
         bot = make_bot(settings.telegram_token, settings.telegram_api_url or None)
-        worker = outbox_worker(system, "telegram", TelegramOutboxMessenger(bot), RateLimit(
+        messenger = TelegramOutboxMessenger(bot, paid_broadcast=(
+            TelegramOutboxMessenger.paid_broadcast_for(settings.telegram_rate)))
+        worker = outbox_worker(system, "telegram", messenger, RateLimit(
             per_second=settings.telegram_rate,
             per_chat_per_second=DEFAULT_LIMITS["telegram"].per_chat_per_second))
         tasks.start("outbox:telegram", _run_then_close(worker, bot.session.close))

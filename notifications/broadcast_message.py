@@ -27,6 +27,12 @@ def unsubscribe_payload(broadcast_id: int) -> str:
     return f"{UNSUBSCRIBE_PREFIX}:{broadcast_id}"
 
 
+def is_broadcast_key(key: str | None) -> bool:
+    """Whether an outbox ``dedup_key`` is a broadcast row's
+    (:func:`domain.storage.broadcasts.dedup_key`, ``bc:<broadcast>:<citizen>``)."""
+    return key is not None and key.startswith("bc:")
+
+
 def broadcast_message(broadcast: Broadcast, language: str) -> OutgoingMessage:
     """The message as ``language``'s citizens get it."""
     assert broadcast.id is not None

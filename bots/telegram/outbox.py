@@ -29,6 +29,11 @@ and turned into JSON once (the last few messages are remembered) and each chat's
 body is that JSON with its ``chat_id`` put in, posted by
 :meth:`~bots.telegram.session.TsurSession.post_json`; the answer is checked, not parsed
 into aiogram's types. Errors are raised as aiogram raises them, for the chat's own call.
+
+With ``paid_broadcast`` (``TSUR_TELEGRAM_RATE`` above the free 30 msg/s), a broadcast's
+calls carry ``allow_paid_broadcast``: Telegram then lets them through at up to 1000 msg/s
+and bills 0.1 Star for each message over the free limits. Status notices, answers and
+surveys never carry it.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from aiogram.exceptions import (
 from aiogram.methods import SendPhoto
 
 from dialogue.messages import Address, Channel, OutgoingMessage
+from notifications.broadcast_message import is_broadcast_key
 from notifications.messenger import RetryAfter, SendResult, TransientError
 
 from .render import render
@@ -62,6 +68,11 @@ log = logging.getLogger(__name__)
 GONE = ("chat not found", "peer_id_invalid", "user not found")
 MAX_KEYS_REMEMBERED = 10_000
 MAX_MESSAGES_PREPARED = 32
+# Bot API: "allow up to 1000 messages per second, ignoring broadcasting limits for a fee of
+# 0.1 Telegram Stars per message" (sendMessage, sendPhoto, …; billed only over the limits)
+PAID = "allow_paid_broadcast"
+PAID_MEMBER = f',"{PAID}":true'
+FREE_RATE = 30.0  # messages/s Telegram allows a bot's bulk notifications without the fee
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +83,15 @@ class Prepared:
     call: Any
     rest: str | None  # the JSON object's members after chat_id ("" if none), or None
 
-    def for_chat(self, chat_id: int) -> Any:
-        return self.call.model_copy(update={"chat_id": chat_id})
+    def for_chat(self, chat_id: int, *, paid: bool = False) -> Any:
+        update: dict[str, Any] = {"chat_id": chat_id}
+        if paid and PAID in type(self.call).model_fields:
+            update[PAID] = True
+        return self.call.model_copy(update=update)
 
-    def body(self, chat_id: int) -> str:
+    def body(self, chat_id: int, *, paid: bool = False) -> str:
         assert self.rest is not None
-        return f'{{"chat_id":{chat_id}{self.rest}}}'
+        return f'{{"chat_id":{chat_id}{PAID_MEMBER if paid else ""}{self.rest}}}'
 
 
 class TelegramOutboxMessenger:
@@ -85,8 +99,10 @@ class TelegramOutboxMessenger:
     :class:`~aiogram.Bot` (never subclasses it) and renders with
     :func:`bots.telegram.render.render`, like the dialogue's messenger."""
 
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: Bot, *, paid_broadcast: bool = False) -> None:
         self.bot = bot
+        # broadcasts go with allow_paid_broadcast (see paid_broadcast_for); nothing else does
+        self.paid_broadcast = paid_broadcast
         self._progress: OrderedDict[str, int] = OrderedDict()
         self._prepared: OrderedDict[OutgoingMessage, list[Prepared]] = OrderedDict()
 
@@ -101,11 +117,12 @@ class TelegramOutboxMessenger:
             log.error("telegram outbox: not a chat id: %r", to.chat_id)
             return SendResult.REJECTED
         calls = self._prepare(msg)
+        paid = self.paid_broadcast and is_broadcast_key(key)
         done = self._progress.get(key, 0) if key is not None else 0
         for index, call in enumerate(calls):
             if index < done:
                 continue  # went through on an earlier try of this message
-            result = await self._call(chat_id, call)
+            result = await self._call(chat_id, call, paid=paid)
             if result is SendResult.REJECTED and isinstance(call.call, SendPhoto):
                 continue  # a refused photo is skipped; the text still matters
             if result is not SendResult.OK:
@@ -115,6 +132,12 @@ class TelegramOutboxMessenger:
         if key is not None:
             self._progress.pop(key, None)
         return SendResult.OK
+
+    @staticmethod
+    def paid_broadcast_for(rate: float) -> bool:
+        """Whether broadcasts at ``rate`` messages/s need ``allow_paid_broadcast``: above
+        the free 30/s Telegram answers bulk messages without it with 429s."""
+        return rate > FREE_RATE
 
     def _prepare(self, msg: OutgoingMessage) -> list[Prepared]:
         """The calls of ``msg`` for any chat, from the cache when it was sent lately."""
@@ -144,14 +167,15 @@ class TelegramOutboxMessenger:
             prepared.append(Prepared(call, rest))
         return prepared
 
-    async def _call(self, chat_id: int, prepared: Prepared) -> SendResult:
+    async def _call(self, chat_id: int, prepared: Prepared, *, paid: bool = False) -> SendResult:
         """One Bot API call: OK, UNREACHABLE or REJECTED, or raise for the worker."""
-        call = prepared.for_chat(chat_id)  # a shallow copy: what errors are raised for
+        # a shallow copy: what errors are raised for, and what an upload sends
+        call = prepared.for_chat(chat_id, paid=paid)
         method = type(call).__name__
         try:
             session = self.bot.session
             if prepared.rest is not None and isinstance(session, TsurSession):
-                await session.post_json(self.bot, call, prepared.body(chat_id))
+                await session.post_json(self.bot, call, prepared.body(chat_id, paid=paid))
             else:
                 await self.bot(call)
         except TelegramRetryAfter as exc:

@@ -17,13 +17,15 @@ from typing import Any
 
 import pytest
 
+from dialogue.messages import OutgoingMessage
 from domain.broadcast import Audience
 from domain.citizen import Citizen, Identity
-from domain.ports import OutboxStatus
+from domain.ports import OutboxMessage, OutboxStatus
 from domain.storage import Database, sqlite_url, upgrade_async
 from notifications.broadcasts import BroadcastService
 from notifications.delivery import DeliveryWorker
-from notifications.ratelimit import DEFAULT_LIMITS, RateLimiter, SendWindow, paced
+from notifications.outbox import to_payload
+from notifications.ratelimit import DEFAULT_LIMITS, RateLimit, RateLimiter, SendWindow, paced
 from tests.fakes.flood import FloodGate
 from tests.fakes.messenger import FakeClock
 from tests.fakes.telegram import FakeTelegram
@@ -47,13 +49,15 @@ class Env:
     bot: Any
     api: Any
 
-    def worker(self, channel: str, **kwargs: Any) -> DeliveryWorker:
+    def worker(self, channel: str, *, limit: RateLimit | None = None,
+               **kwargs: Any) -> DeliveryWorker:
         from bots.telegram.outbox import TelegramOutboxMessenger
         from bots.vk.outbox import VkOutboxMessenger
 
-        messenger = (TelegramOutboxMessenger(self.bot) if channel == "telegram"
-                     else VkOutboxMessenger(self.api))
-        limit = DEFAULT_LIMITS[channel]
+        limit = limit or DEFAULT_LIMITS[channel]
+        messenger = (TelegramOutboxMessenger(self.bot, paid_broadcast=(
+                         TelegramOutboxMessenger.paid_broadcast_for(limit.per_second)))
+                     if channel == "telegram" else VkOutboxMessenger(self.api))
         return DeliveryWorker(self.database.uow, channel, messenger,
                               limiter=RateLimiter(paced(limit)), send_window=SendWindow(limit),
                               clock=self.clock.now, **kwargs)
@@ -140,6 +144,36 @@ async def test_a_broadcast_reaches_exactly_its_audience_once_vk_100_peers_a_requ
     async with env.database.uow() as uow:
         denied = await uow.citizens.by_identity("vk", str(DENIED[0]))
     assert denied is not None and denied.reachable is False
+
+
+async def test_a_paid_broadcast_asks_for_paid_sending_and_a_status_notice_does_not(
+        env: Env) -> None:
+    await start(env)
+    async with env.database.uow() as uow:  # a status notice queued during the broadcast
+        assert await uow.outbox.add(OutboxMessage(
+            kind="status", channel="telegram", chat_id=str(TG_USERS[0]),
+            payload=to_payload(OutgoingMessage("Обращение взято в работу")),
+            dedup_key="status:1:in_progress", created_at=env.clock.now(),
+            not_before=env.clock.now(), priority=10))
+        await uow.commit()
+    env.tg.flood = FloodGate(1000, 1)
+    await drain(env.worker("telegram", limit=RateLimit(per_second=1000,
+                                                       per_chat_per_second=1)))
+
+    news = [m for m in env.tg.world.sent if TEXT in (m.text or "")]
+    assert sorted(m.chat_id for m in news) == TG_USERS
+    assert {m.paid_broadcast for m in news} == {True}
+    [notice] = [m for m in env.tg.world.sent if TEXT not in (m.text or "")]
+    assert notice.text == "Обращение взято в работу" and notice.paid_broadcast is False
+    assert [c.params.get("allow_paid_broadcast") for c in env.tg.calls_of("sendMessage")
+            if c.params["chat_id"] == TG_USERS[0]] == [None, True]  # the notice went first
+
+
+async def test_a_broadcast_at_the_free_rate_does_not_ask_for_paid_sending(env: Env) -> None:
+    await start(env)
+    await drain(env.worker("telegram"))
+    assert len(env.tg.world.sent) == len(TG_USERS)
+    assert not any(m.paid_broadcast for m in env.tg.world.sent)
 
 
 class DiesBeforeMarking(DeliveryWorker):

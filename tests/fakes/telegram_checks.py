@@ -71,6 +71,16 @@ def as_int(params: dict[str, Any], name: str, *, required: bool = False) -> int 
         raise bad_request(f"invalid {name} specified") from None
 
 
+def as_bool(params: dict[str, Any], name: str) -> bool:
+    """A Boolean parameter: JSON ``true``/``false`` in a JSON body, text in a form."""
+    value = params.get(name)
+    if value in (None, "", False, "false", "False", "0", 0):
+        return False
+    if value in (True, "true", "True", "1", 1):
+        return True
+    raise bad_request(f"can't parse {name}: not a Boolean")
+
+
 def formatted(
     text: Any, parse_mode: Any, *, limit: int, empty: str, too_long: str
 ) -> tuple[str, list[dict[str, Any]]]:

@@ -67,6 +67,7 @@ def send_message(world: TelegramWorld, params: Params, files: Files) -> Any:
     state, thread_id = _target(world, params)
     text, entities = check.message_text(params)
     markup = check.reply_markup(params.get("reply_markup"))
+    paid = check.as_bool(params, "allow_paid_broadcast")
     message = world.new_message(
         state,
         world.bot_user,
@@ -83,6 +84,7 @@ def send_message(world: TelegramWorld, params: Params, files: Files) -> Any:
         entities=entities,
         reply_markup=markup,
         parse_mode=params.get("parse_mode"),
+        paid_broadcast=paid,
     )
     return message
 
@@ -91,6 +93,7 @@ def send_photo(world: TelegramWorld, params: Params, files: Files) -> Any:
     state, thread_id = _target(world, params)
     caption, entities = check.caption(params)
     markup = check.reply_markup(params.get("reply_markup"))
+    paid = check.as_bool(params, "allow_paid_broadcast")
     stored = _photo(world, params.get("photo"), files)
     message = world.new_message(
         state,
@@ -110,6 +113,7 @@ def send_photo(world: TelegramWorld, params: Params, files: Files) -> Any:
         reply_markup=markup,
         photo=[stored.file_id],
         parse_mode=params.get("parse_mode"),
+        paid_broadcast=paid,
     )
     return message
 

@@ -39,6 +39,7 @@ class SentMessage:
     photo: list[str] = field(default_factory=list)  # file_ids, largest last
     media_group_id: str | None = None
     parse_mode: str | None = None
+    paid_broadcast: bool = False  # sent with allow_paid_broadcast (up to 1000 msg/s, billed)
     deleted: bool = False
     edits: list[str] = field(default_factory=list)  # previous texts
 
