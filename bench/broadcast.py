@@ -390,6 +390,9 @@ def report(watch: Watch, counts: dict[str, int], window: int,
     print(f"  duplicates: {repeats(tg_sent)} Telegram, {repeats(vk_sent)} VK "
           f"(in-flight window at the kill: {window} rows claimed, not marked)")
     print(f"  lost: {len(lost)}; arrived but not marked sent: {len(marked_wrong)}")
+    tg_new = watch.tg.world.sent[watch.tg_sent0:]
+    paid = sum(m.paid_broadcast for m in tg_new)
+    print(f"  Telegram messages sent with allow_paid_broadcast: {paid:,} of {len(tg_new):,}")
 
 
 async def main(argv: list[str] | None = None) -> int:
