@@ -62,15 +62,13 @@ class Category:
 @dataclass(frozen=True, slots=True)
 class Sector:
     """A sector (ЖКХ, дороги, ...). ``keywords`` are the sector's own stems followed by
-    those of its categories, without duplicates. ``expected_share`` is the typical share of
-    the sector in the region's appeals (the classifier's prior), ``None`` when not given."""
+    those of its categories, without duplicates."""
 
     slug: str
     names: Mapping[str, str]
     agency: str
     categories: tuple[Category, ...]
     keywords: tuple[str, ...]
-    expected_share: float | None = None
 
     def name(self, lang: str) -> str:
         """Name in ``lang``, falling back to Russian."""
@@ -115,10 +113,6 @@ class Catalogue:
             return self._categories[(sector_slug, category_slug)]
         except KeyError:
             raise KeyError(f"{sector_slug}/{category_slug}") from None
-
-    def expected_shares(self) -> dict[str, float]:
-        """``{sector: expected_share}`` of the sectors that give one (not normalised)."""
-        return {s.slug: s.expected_share for s in self.sectors if s.expected_share is not None}
 
     def municipality(self, slug: str) -> Municipality:
         return self._municipalities[slug]
@@ -216,12 +210,7 @@ def _sector(raw: Any, defaults: dict[str, Any], agencies: dict[str, Agency],
                          f"has {len(cats)}")
     own = _keywords(raw.get("keywords"), f"sector {slug}")
     keywords = tuple(dict.fromkeys([*own, *(k for c in cats for k in c.keywords)]))
-    share = raw.get("expected_share")
-    if share is not None and (isinstance(share, bool) or not isinstance(share, int | float)
-                              or not 0 < share <= 1):
-        raise ValueError(f"sector {slug!r}: expected_share must be a number in (0, 1]")
-    return Sector(slug, _names(raw.get("names"), f"sector {slug}"), raw["agency"], cats, keywords,
-                  None if share is None else float(share))
+    return Sector(slug, _names(raw.get("names"), f"sector {slug}"), raw["agency"], cats, keywords)
 
 
 def _municipality(raw: Any, agencies: dict[str, Agency], seen: set[str]) -> Municipality:

@@ -276,23 +276,3 @@ def test_missing_consent_version(raw: dict, tmp_path: Path) -> None:
     del raw["consent_version"]
     with pytest.raises(ValueError, match="consent_version"):
         load_catalogue(_write(tmp_path, raw))
-
-
-def test_expected_shares_of_the_shipped_catalogue(cat: Catalogue) -> None:
-    shares = cat.expected_shares()
-    assert list(shares) == list(SECTOR_SLUGS)
-    assert sum(shares.values()) == pytest.approx(1.0)
-    assert max(shares, key=shares.__getitem__) == "housing"
-
-
-def test_expected_share_is_optional(raw: dict, tmp_path: Path) -> None:
-    del raw["sectors"][1]["expected_share"]
-    shares = load_catalogue(_write(tmp_path, raw)).expected_shares()
-    assert "waste" not in shares and len(shares) == len(SECTOR_SLUGS) - 1
-
-
-@pytest.mark.parametrize("share", [0, -0.1, 1.5, "many", True])
-def test_expected_share_out_of_range(raw: dict, tmp_path: Path, share: object) -> None:
-    raw["sectors"][0]["expected_share"] = share
-    with pytest.raises(ValueError, match="expected_share"):
-        load_catalogue(_write(tmp_path, raw))
