@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
@@ -187,14 +187,6 @@ async def _day_hists(session: AsyncSession, dialect: str, offset: timedelta,
     return out
 
 
-def _hist_rows(span: str, hists: dict[HistKey, Pair]) -> list[dict[str, Any]]:
-    """``report_hist`` rows (empty histograms left out)."""
-    return [{"span": span, "start": start, "dim": dim, "key": key,
-             "first_hist": hist_text(first), "resolution_hist": hist_text(resolution)}
-            for (start, dim, key), (first, resolution) in hists.items()
-            if any(first.values()) or any(resolution.values())]
-
-
 async def _read_hists(session: AsyncSession, span: str, starts: Iterable[int]
                       ) -> dict[HistKey, Pair]:
     h, out = ReportHistRow, {}
@@ -277,13 +269,25 @@ class _Changes:
 
 
 def _changes(model: Any, keys: tuple[str, ...], values: tuple[str, ...],
-             old: dict[Any, list[Any]], new: dict[Any, list[Any]]) -> _Changes:
+             old: dict[Any, Any], new: dict[Any, Any],
+             render: Callable[[Any], Iterable[Any]] = lambda v: v) -> _Changes:
     names = (*keys, *values)
     return _Changes(_table(model), keys,
                     [dict(zip(keys, k, strict=True)) for k, v in old.items()
                      if new.get(k) != v],
-                    [dict(zip(names, (*k, *v), strict=True)) for k, v in new.items()
+                    [dict(zip(names, (*k, *render(v)), strict=True)) for k, v in new.items()
                      if old.get(k) != v])
+
+
+def _hist_values(hists: dict[HistKey, Pair], span: str) -> dict[Any, Any]:
+    """Histograms without their zero buckets, keyed by ``report_hist``'s primary key (the
+    empty ones left out: no row)."""
+    out: dict[Any, Any] = {}
+    for (start, dim, key), (first, resolution) in hists.items():
+        pair = ({b: n for b, n in first.items() if n}, {b: n for b, n in resolution.items() if n})
+        if pair[0] or pair[1]:
+            out[(span, start, dim, key)] = pair
+    return out
 
 
 @dataclass(slots=True)
@@ -401,7 +405,7 @@ async def _plan(session: AsyncSession, dialect: str, offset: timedelta, mark: in
                 month_rows[(int(month), agency, place)] = [0] * 10
                 _add(month_rows[(int(month), agency, place)], values, 1)
         old_months = {k: list(v) for k, v in month_rows.items()}
-    old_month_hists = {k: (hist_text(a), hist_text(b)) for k, (a, b) in month_hists.items()}
+    old_month_hists = _hist_values(month_hists, "month")
     for (d, agency, place, _, _), values in old.items():
         _add(month_rows.setdefault((month_of(d), agency, place), [0] * 10), values, -1)
     for (d, agency, place, _, _), values in day_rows.items():
@@ -411,7 +415,6 @@ async def _plan(session: AsyncSession, dialect: str, offset: timedelta, mark: in
             pair = month_hists.setdefault((month_of(d), dim, key), ({}, {}))
             _shift(pair[0], first, sign)
             _shift(pair[1], resolution, sign)
-    old_hists = {k: (hist_text(a), hist_text(b)) for k, (a, b) in replaced.items()}
     writes = [
         _changes(ReportDayRow, ("day", "agency", "municipality", "sector", "category"),
                  (*COUNTS, "rating_sum"), old,
@@ -421,12 +424,9 @@ async def _plan(session: AsyncSession, dialect: str, offset: timedelta, mark: in
                  old_months, {k: v for k, v in month_rows.items() if v[0]}),
         _changes(ReportHistRow, ("span", "start", "dim", "key"),
                  ("first_hist", "resolution_hist"),
-                 {("day", *k): list(v) for k, v in old_hists.items()} |
-                 {("month", *k): list(v) for k, v in old_month_hists.items()},
-                 {("day", *k): [hist_text(a), hist_text(b)] for k, (a, b) in day_hists.items()
-                  if any(a.values()) or any(b.values())} |
-                 {("month", *k): [hist_text(a), hist_text(b)]
-                  for k, (a, b) in month_hists.items() if any(a.values()) or any(b.values())})]
+                 _hist_values(replaced, "day") | old_month_hists,
+                 _hist_values(day_hists, "day") | _hist_values(month_hists, "month"),
+                 lambda pair: (hist_text(pair[0]), hist_text(pair[1])))]
     return _Plan(_seen(state), full, mark, newest_answer,
                  await _answers_since(session, newest_answer), len(scope), writes,
                  wait_gone, wait_new)
