@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, and_, cast, func, or_, select
+from sqlalchemy import Integer, and_, case, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.storage.orm import ComplaintRow
@@ -39,6 +39,7 @@ from domain.storage.report_daily_orm import (
 )
 from domain.storage.reports import (
     MIN_COMPLAINTS,
+    CategoryTrend,
     Key,
     Period,
     Ratings,
@@ -48,10 +49,16 @@ from domain.storage.reports import (
     roll_up,
 )
 from domain.storage.reports import (
+    daily_counts as direct_daily_counts,
+)
+from domain.storage.reports import (
     ratings as direct_ratings,
 )
 from domain.storage.reports import (
     tallies as direct_tallies,
+)
+from domain.storage.reports import (
+    top_categories as direct_top_categories,
 )
 
 OCTAVE = 16  # histogram buckets per doubling of (1 + minutes)
@@ -347,3 +354,52 @@ async def live_parts(session: AsyncSession, period: Period, now: datetime
     for key, t in tallies.items():
         out[key] = _from_tally(t)
     return out
+
+
+async def _whole_days(session: AsyncSession, *moments: datetime) -> list[int] | None:
+    """The local day numbers starting at ``moments`` at the aggregates' offset, or None
+    when the aggregates were never built or a moment is not a local midnight there."""
+    offset = await state_offset(session)
+    if offset is None:
+        return None
+    days = [day_of(m, offset) for m in moments]
+    if any(day_start(d, offset) != m for d, m in zip(days, moments, strict=True)):
+        return None
+    return days
+
+
+async def top_categories(session: AsyncSession, period: Period, limit: int = 15
+                         ) -> list[CategoryTrend]:
+    """:func:`domain.storage.reports.top_categories` summed from ``report_daily`` (as of
+    its last refresh) when the period and the previous one are whole local days of the
+    aggregates; otherwise counted from the complaints."""
+    prev = period.previous()
+    days = await _whole_days(session, prev.start, period.start, period.end)
+    if days is None:
+        return await direct_top_categories(session, period, limit)
+    first, middle, last = days
+    d = ReportDayRow
+    current = func.sum(case((d.day >= middle, d.complaints), else_=0)).label("current")
+    query = (select(d.sector, d.category, current,
+                    func.sum(case((d.day < middle, d.complaints), else_=0)))
+             .where(d.day >= first, d.day < last)
+             .group_by(d.sector, d.category)
+             .order_by(current.desc(), d.sector, d.category).limit(limit))
+    return [CategoryTrend(s, k, int(n), int(p)) for s, k, n, p in await session.execute(query)
+            if n]
+
+
+async def daily_counts(session: AsyncSession, period: Period, utc_offset: timedelta
+                       ) -> dict[datetime, int]:
+    """:func:`domain.storage.reports.daily_counts` summed from ``report_daily`` (as of its
+    last refresh) when the period is whole local days of the aggregates at ``utc_offset``;
+    otherwise counted from the complaints."""
+    days = await _whole_days(session, period.start, period.end)
+    if days is None or await state_offset(session) != utc_offset:
+        return await direct_daily_counts(session, period, utc_offset)
+    d = ReportDayRow
+    query = (select(d.day, func.sum(d.complaints)).where(d.day >= days[0], d.day < days[1])
+             .group_by(d.day))
+    epoch0 = datetime(1970, 1, 1)
+    return {epoch0 + timedelta(days=int(day)): int(n)
+            for day, n in await session.execute(query)}

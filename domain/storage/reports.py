@@ -319,8 +319,10 @@ async def daily_counts(session: AsyncSession, period: Period, utc_offset: timede
     """Complaints per local day of ``period`` (keys: local midnights as naive datetimes)."""
     dialect = session.get_bind().dialect.name
     c = ComplaintRow
-    # CAST truncates, which is floor for dates after 1970; SQLite may lack floor().
-    day = cast((epoch(c.created_at, dialect) + utc_offset.total_seconds()) / 86400, Integer)
+    # SQLite's CAST truncates, which is floor for dates after 1970 (SQLite may lack
+    # floor()); PostgreSQL's rounds, so it floors first (else afternoons count as tomorrow)
+    days = (epoch(c.created_at, dialect) + utc_offset.total_seconds()) / 86400
+    day = cast(func.floor(days) if dialect == "postgresql" else days, Integer)
     query = select(day, func.count()).where(*in_period(period)).group_by(day)
     epoch0 = datetime(1970, 1, 1)
     return {epoch0 + timedelta(days=int(d)): int(n) for d, n in await session.execute(query)}

@@ -9,7 +9,9 @@ within :data:`NEAR_METRES`. Duplicates already linked by operators are left out.
 :data:`REPEAT_ROWS` complaints (the period's and the window before it) are read for them:
 past that, the newest are read and repeats are listed from the time their window is
 whole, which the page says. Themes read the newest complaints under "other"
-(``other_texts``'s limit), which the page says too.
+(``other_texts``'s limit), which the page says too. Top categories and complaints per day
+are summed from the ratings' daily aggregates after catching them up (when few days wait;
+else counted from the complaints).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from functools import lru_cache, partial
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from domain.storage import report_daily as aggregated
+from domain.storage.report_refresh import pending, refresh
 from domain.storage.reports import (
     CategoryTrend,
     Period,
@@ -183,11 +187,23 @@ class ReportData:
 async def report_data(factory: async_sessionmaker[AsyncSession], period: Period, days: int,
                       lemmas: Callable[[str], list[str]]) -> ReportData:
     """Everything the page shows for ``period`` with repeats within ``days``."""
+    from portal.views.ratings import PAGE_REFRESH_DAYS
+
     offset = period.start.utcoffset() or timedelta()
     window = timedelta(days=days)
+    # categories and days come from the ratings' aggregates once they are caught up (as
+    # the ratings page does); with many days waiting, from the complaints
+    waiting = await pending(factory, offset)
+    caught_up = waiting.days is not None and waiting.days <= PAGE_REFRESH_DAYS
+    if caught_up:
+        await refresh(factory, offset)
     async with factory() as session:
-        trends = await top_categories(session, period)
-        daily = await daily_counts(session, period, offset)
+        if caught_up:
+            trends = await aggregated.top_categories(session, period)
+            daily = await aggregated.daily_counts(session, period, offset)
+        else:
+            trends = await top_categories(session, period)
+            daily = await daily_counts(session, period, offset)
         rows, since = await place_rows(session, period, window, REPEAT_ROWS)
         texts = await other_texts(session, period)
     start = period.start if since is None else max(period.start, since + window)

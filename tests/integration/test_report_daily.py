@@ -14,6 +14,7 @@ from domain.services import answer_complaint, change_status, reclassify
 from domain.storage import Database
 from domain.storage.report_daily import ratings as aggregated
 from domain.storage.report_daily import tolerance
+from domain.storage.report_daily_orm import ReportDayRow
 from domain.storage.report_refresh import refresh
 from domain.storage.reports import Period, RatingLine, Ratings
 from domain.storage.reports import ratings as direct
@@ -219,3 +220,31 @@ async def test_changes_and_refreshes_during_a_refresh_are_not_lost(db: Database,
     monkeypatch.setattr(rr, "_plan", plan)
     assert (await refresh(db.session_factory, OFFSET)).days > 0  # the later changes
     await assert_same(db, later)
+
+
+async def test_top_categories_and_days_from_the_aggregates_equal_the_direct_ones(
+        db: Database):
+    from domain.storage import report_daily
+    from domain.storage import reports as direct_reports
+
+    rnd = random.Random(7)
+    complaints = await seed_complaints(db, seeds(rnd, 80), NOW)
+    async with db.uow() as uow:  # reclassified: counted under its new category
+        await reclassify(uow, catalogue(), complaints[0].id or 0, "roads", "potholes",
+                         actor="op", now=NOW)
+        await uow.commit()
+    await refresh(db.session_factory, OFFSET)
+    whole = [Period(local_midnight(d), local_midnight(-1)) for d in (7, 30, 40)]
+    ragged = Period(NOW - timedelta(days=20, hours=5), NOW)  # not whole days: direct
+    async with db.session_factory() as session:
+        for period in [*whole, ragged]:
+            got = await report_daily.top_categories(session, period)
+            want = await direct_reports.top_categories(session, period)
+            assert got == want and sum(t.current for t in got) > 0, period
+            got_days = await report_daily.daily_counts(session, period, OFFSET)
+            assert got_days == await direct_reports.daily_counts(session, period, OFFSET)
+        # the sums really come from the aggregates: a row changed behind their back shows
+        await session.execute(ReportDayRow.__table__.update().values(complaints=1000))
+        trends = await report_daily.top_categories(session, whole[1])
+        assert trends[0].current >= 1000
+        await session.rollback()
