@@ -23,6 +23,13 @@ two indexed markers, without any hook in the write path:
   :data:`OVERLAP` after the time it records, and is rated before the next refresh, would
   be missed until a full rebuild (set ``report_state.offset_minutes`` to NULL).
 
+The work is done from a read snapshot (SQLite: a deferred read transaction in WAL mode,
+which takes no write lock; PostgreSQL: repeatable read): the recomputed rows are compared
+with the stored ones and only the differences are written, in one short transaction that
+first checks the state row is as the snapshot saw it (another refresh committed meanwhile:
+the work is planned again). A change committed after the snapshot is past the watermarks it
+saw, so the next refresh takes it.
+
 Rows written behind the application's back (bulk loads, hand edits) have no history row:
 rebuild after them. A refresh with a new day offset rebuilds everything. The ratings page
 refreshes before it reads (so it is never stale) and the scheduler every
