@@ -254,19 +254,27 @@ async def measure(database: Database, name: str, repeat: int, only: str = ""
 
     recent = []
 
-    def touch(n: int) -> Callable[[], Awaitable[Any]]:
+    def touch(n: int, status: bool = False) -> Callable[[], Awaitable[Any]]:
         async def run() -> None:
             """``n`` complaints of the last 91 days change (a history row each, as the
-            services write one), so the next refresh recomputes their days' rows."""
+            services write one), so the next refresh recomputes their days' rows; with
+            ``status`` they also go from closed to in progress or back, so the recomputed
+            rows differ and are written."""
             async with factory() as s, s.begin():
                 if not recent:
                     recent.extend((await s.execute(text(
                         "SELECT id FROM complaints WHERE created_at >= :start ORDER BY id"),
                         {"start": _bind(quarter.start, name)})).scalars().all())
+                chosen = [{"c": c, "at": _bind(NOW, name)} for c in changes.sample(recent, n)]
+                kind = "status" if status else "citizen_message"
                 await s.execute(text(
                     "INSERT INTO complaint_history (complaint_id, kind, at, actor, text, data)"
-                    " VALUES (:c, 'citizen_message', :at, 'citizen', 'ещё', '{}')"),
-                    [{"c": c, "at": _bind(NOW, name)} for c in changes.sample(recent, n)])
+                    f" VALUES (:c, '{kind}', :at, 'citizen', 'ещё', '{{}}')"), chosen)
+                if status:
+                    await s.execute(text(
+                        "UPDATE complaints SET status = CASE status WHEN 'closed'"
+                        " THEN 'in_progress' ELSE 'closed' END WHERE id = :c"),
+                        [{"c": x["c"]} for x in chosen])
         return run
 
     async with factory() as s, s.begin():  # build from scratch, also in a kept file
@@ -314,7 +322,7 @@ async def measure(database: Database, name: str, repeat: int, only: str = ""
     held = []
     if not only or only in LOCK_LABEL:
         for _ in range(repeat):
-            await touch(200)()
+            await touch(200, status=True)()
             held.append(await lock_probe(database, lambda: refresh(factory, OFFSET)))
     base = out[0][1]
     print(f"\n{name}")
@@ -329,7 +337,7 @@ async def measure(database: Database, name: str, repeat: int, only: str = ""
     return out
 
 
-LOCK_LABEL = "write lock: refresh after 200 changes"
+LOCK_LABEL = "write lock: refresh after 200 status changes"
 PROBE_PAUSE = 0.005  # between the probe's inserts
 
 
