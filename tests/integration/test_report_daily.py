@@ -202,7 +202,7 @@ async def test_changes_and_refreshes_during_a_refresh_are_not_lost(db: Database,
     await act(db, rnd, complaints, 60, NOW)
     await refresh(db.session_factory, OFFSET)
     later = NOW + timedelta(hours=6)
-    plan, plans = rr._plan, []
+    plan, plans = rr.make_plan, []
 
     async def meddling(*args, **kwargs):
         out = await plan(*args, **kwargs)
@@ -214,10 +214,10 @@ async def test_changes_and_refreshes_during_a_refresh_are_not_lost(db: Database,
         return out
 
     assert await act(db, rnd, complaints, 20, later) > 3
-    monkeypatch.setattr(rr, "_plan", meddling)
+    monkeypatch.setattr(rr, "make_plan", meddling)
     await refresh(db.session_factory, OFFSET)
     assert len(plans) == 3  # the outer one, the inner refresh's, the outer one again
-    monkeypatch.setattr(rr, "_plan", plan)
+    monkeypatch.setattr(rr, "make_plan", plan)
     assert (await refresh(db.session_factory, OFFSET)).days > 0  # the later changes
     await assert_same(db, later)
 
