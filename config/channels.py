@@ -40,9 +40,11 @@ def _start_telegram(system: System, tasks: Tasks, stop: asyncio.Event, app: web.
                     started: Started) -> None:
     # aiogram is slow to import: only when Telegram is used
     from bots.telegram import build_dispatcher, serve_telegram
+    from bots.telegram.keyboards import SqlReplyKeyboards
 
     settings = system.settings
-    dispatcher = build_dispatcher(system.engine)
+    dispatcher = build_dispatcher(system.engine,
+                                  keyboards=SqlReplyKeyboards(system.database.uow))
     if settings.telegram_backoffice_chat_id:
         from bots.backoffice.photos import PhotoRelay
         from bots.backoffice.router import build_backoffice_router

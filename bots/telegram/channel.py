@@ -5,6 +5,10 @@ presses, and ``/start`` in groups (answered with a hint to write in private); ev
 group update falls through untouched, so a back-office router can be included next to
 this one. Per-citizen ordering is the engine's job (it locks per user); aiogram's FSM is
 not used, the conversation lives in the core's store.
+
+A reply keyboard's text button (the location question's "Skip") sends its label as a
+plain text; the channel remembers what each label stands for and hands the engine that
+button's press instead (:mod:`bots.telegram.keyboards`).
 """
 
 from __future__ import annotations
@@ -25,11 +29,17 @@ from bots.receipt import persisted
 from bots.texts import N_, translate
 from dialogue.messages import IncomingMessage, OutgoingMessage
 
+from .keyboards import MemoryReplyKeyboards, ReplyKeyboards
 from .messenger import TelegramMessenger
 from .polling import POLL_TIMEOUT, ConfirmingPolling
-from .render import escape, merge_replies
+from .render import MAX_TEXT_BUTTON, escape, merge_replies, text_buttons
 from .session import TsurSession
-from .translate import incoming_from_callback, incoming_from_message, language_hint
+from .translate import (
+    incoming_from_callback,
+    incoming_from_message,
+    language_hint,
+    pressed_text_button,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +72,16 @@ async def pressed_in_private(query: CallbackQuery) -> bool:
 
 
 class TelegramChannel:
-    """The handlers; one instance per dispatcher. Messengers are made per bot, lazily."""
+    """The handlers; one instance per dispatcher. Messengers are made per bot, lazily.
 
-    def __init__(self, engine: DialogueEngine) -> None:
+    :param keyboards: where the labels of the reply keyboards shown are remembered; by
+        default in this process only (``config`` gives the SQL one).
+    """
+
+    def __init__(self, engine: DialogueEngine,
+                 keyboards: ReplyKeyboards | None = None) -> None:
         self.engine = engine
+        self.keyboards: ReplyKeyboards = keyboards or MemoryReplyKeyboards()
         self._messengers: dict[int, TelegramMessenger] = {}
         self.router = Router(name="tsur-citizens")
         # Filters are coroutine functions, not magic filters (``F.chat.type == …``): aiogram
@@ -85,8 +101,22 @@ class TelegramChannel:
 
     async def on_message(self, message: Message, bot: Bot) -> None:
         incoming = incoming_from_message(message)
-        if incoming is not None:
-            await self._converse(incoming, bot)
+        if incoming is None:
+            return
+        if _maybe_a_label(message, incoming):
+            payload = await self._payload(incoming)
+            if payload is not None:
+                incoming = pressed_text_button(incoming, message, payload)
+        await self._converse(incoming, bot)
+
+    async def _payload(self, incoming: IncomingMessage) -> str | None:
+        """The payload of the text button labelled like ``incoming``'s text, if the
+        citizen's keyboard has one."""
+        try:
+            return await self.keyboards.payload(incoming.address.chat_id, incoming.text)
+        except Exception:  # the text is still the citizen's words: take it as such
+            log.exception("telegram: could not look up the keyboard of %s", incoming.address)
+            return None
 
     async def on_callback(self, query: CallbackQuery, bot: Bot) -> None:
         # Answered unconditionally and at once: the citizen's spinner stops whatever
@@ -123,6 +153,7 @@ class TelegramChannel:
         except Exception:  # the engine apologises itself; this is the last line of defence
             log.exception("telegram: the engine failed on a message from %s", incoming.user_id)
             return
+        await self._remember_keyboard(incoming, replies)
         persisted()  # the platform may now be told the update was taken
         messenger = self.messenger(bot)
         for reply in merge_replies(replies):
@@ -134,13 +165,38 @@ class TelegramChannel:
             if not delivered:
                 return  # blocked or gone: the rest would fail the same way
 
+    async def _remember_keyboard(self, incoming: IncomingMessage,
+                                 replies: list[OutgoingMessage]) -> None:
+        """Remember the text buttons of the keyboard the replies leave (none: forget the
+        last one). Before the replies are sent: the citizen cannot press a button whose
+        label is not remembered yet."""
+        labels: dict[str, str] = {}
+        for reply in replies:
+            if reply.request_location:
+                labels = text_buttons(reply)
+        try:
+            await self.keyboards.shown(incoming.address.chat_id, labels)
+        except Exception:  # the replies matter more; a press then comes as its label
+            log.exception("telegram: could not remember the keyboard of %s", incoming.address)
 
-def build_dispatcher(engine: DialogueEngine) -> Dispatcher:
-    """A dispatcher with the citizens' router; include more routers before polling."""
+
+def _maybe_a_label(message: Message, incoming: IncomingMessage) -> bool:
+    """Whether the message could be a press of a reply keyboard's text button: a new
+    message of nothing but a text that a label could be (see :func:`text_buttons`)."""
+    text = incoming.text
+    return (message.text is not None and message.edit_date is None and bool(text)
+            and len(text) <= MAX_TEXT_BUTTON and not text.startswith("/")
+            and not incoming.attachments and incoming.location is None)
+
+
+def build_dispatcher(engine: DialogueEngine, *,
+                     keyboards: ReplyKeyboards | None = None) -> Dispatcher:
+    """A dispatcher with the citizens' router; include more routers before polling.
+    ``keyboards``: see :class:`TelegramChannel`."""
     # aiogram's FSM is off: the conversation lives in the core's store (see the module
     # doc), and its middleware would look up an unused state for every update
     dp = Dispatcher(name="tsur-telegram", disable_fsm=True)
-    dp.include_router(TelegramChannel(engine).router)
+    dp.include_router(TelegramChannel(engine, keyboards).router)
     return dp
 
 

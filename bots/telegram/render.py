@@ -16,8 +16,11 @@ executes them in order. The rules:
   one keyboard, so **the message's buttons join the location button in that reply
   keyboard, as text buttons** ("📍 Send location" and, below it, "⏭ Skip"): one message,
   every choice under the input field. A text button sends its label as a plain text, not
-  the payload, so a step that asks for the location with buttons must take their labels
-  typed (the complaint's location step takes its "Skip" label, in any channel).
+  the payload: :func:`text_buttons` gives the label → payload map the channel remembers
+  (:mod:`bots.telegram.keyboards`) to turn that text back into the button's press. So a
+  text button's label must be one the citizen's text can be matched against: unique on
+  its keyboard, at most :data:`MAX_TEXT_BUTTON` characters, not a ``/command``; the rest
+  are dropped (and logged).
   ``remove_keyboard`` together with inline buttons is not expressible without a
   content-free message, so then the removal is skipped (the location keyboard is one-time
   and hides itself once used).
@@ -54,6 +57,7 @@ MAX_TEXT = 4096
 MAX_CAPTION = 1024
 MAX_CALLBACK_DATA = 64
 MAX_INLINE_BUTTONS = 100
+MAX_TEXT_BUTTON = 64  # characters of a reply keyboard's text button (ours, not Telegram's)
 LOCATION_BUTTON = N_("📍 Send location")
 
 ReplyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
@@ -130,16 +134,41 @@ def inline_keyboard(rows: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarku
     return InlineKeyboardMarkup(inline_keyboard=keyboard) if keyboard else None
 
 
+def _text_rows(rows: tuple[tuple[Button, ...], ...]) -> list[list[Button]]:
+    """The buttons that can be text buttons (see the module doc), in their rows."""
+    out: list[list[Button]] = []
+    seen: set[str] = set()
+    for row in rows:
+        kept = []
+        for button in row:
+            label = button.label
+            if not label.strip() or label in seen or len(label) > MAX_TEXT_BUTTON \
+                    or label.startswith("/"):
+                log.warning("telegram: dropping text button %r (%r): blank, repeated, "
+                            "too long or a command", label, button.payload)
+                continue
+            seen.add(label)
+            kept.append(button)
+        if kept:
+            out.append(kept)
+    return out
+
+
+def text_buttons(msg: OutgoingMessage) -> dict[str, str]:
+    """The label → payload of the text buttons :func:`render` puts on ``msg``'s reply
+    keyboard (none unless it asks for the location)."""
+    if not msg.request_location:
+        return {}
+    return {b.label: b.payload for row in _text_rows(msg.buttons) for b in row}
+
+
 def location_keyboard(language: str = "ru",
                       rows: tuple[tuple[Button, ...], ...] = ()) -> ReplyKeyboardMarkup:
     """The location button, then ``rows`` as text buttons (their labels; payloads cannot
-    ride on a reply keyboard)."""
+    ride on a reply keyboard: see :func:`text_buttons`)."""
     label = translate(LOCATION_BUTTON, language)
     keyboard = [[KeyboardButton(text=label, request_location=True)]]
-    for row in rows:
-        out = [KeyboardButton(text=b.label) for b in row if b.label.strip()]
-        if out:
-            keyboard.append(out)
+    keyboard += [[KeyboardButton(text=b.label) for b in row] for row in _text_rows(rows)]
     return ReplyKeyboardMarkup(keyboard=keyboard, resize_keyboard=True,
                                one_time_keyboard=True)
 

@@ -8,6 +8,7 @@ Only private chats become dialogue: anything from a group, supergroup or channel
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
 
 from aiogram.enums import ChatType
@@ -108,6 +109,16 @@ def incoming_from_callback(query: CallbackQuery) -> IncomingMessage | None:
         user_id=str(query.from_user.id), payload=query.data,
         language_hint=language_hint(query.from_user), display_name=query.from_user.full_name,
         callback_id=query.id)
+
+
+def pressed_text_button(incoming: IncomingMessage, message: Message,
+                        payload: str) -> IncomingMessage:
+    """``incoming`` (the text of ``message``) as the press of the reply keyboard's text
+    button with that label: ``payload`` instead of the text, as an inline button's press
+    carries it. ``callback_id`` is the message's id, which Telegram keeps when it hands
+    the message out again (a press is recorded once, like an inline one)."""
+    return replace(incoming, text="", payload=payload,
+                   callback_id=f"text:{message.message_id}")
 
 
 def _when(message: Message) -> datetime | None:

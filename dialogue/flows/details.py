@@ -74,14 +74,10 @@ async def on_photos_message(ctx: Context) -> None:
 
 # --- location --------------------------------------------------------------------------------
 
-def _skip_label(ctx: Context) -> str:
-    return ctx._("⏭ Skip")
-
-
 async def location_prompt(ctx: Context) -> None:
     ctx.say(ctx._("Where is the problem? Send the location with the button below or type "
                   "the address (settlement, street, house)."),
-            [[Button(_skip_label(ctx), "loc:skip")]], request_location=True)
+            [[Button(ctx._("⏭ Skip"), "loc:skip")]], request_location=True)
 
 
 async def on_location_payload(ctx: Context, payload: Payload) -> bool:
@@ -111,11 +107,6 @@ async def on_location_message(ctx: Context) -> None:
         await _after_location(ctx)
         return
     address = ctx.text
-    if address == _skip_label(ctx) and not ctx.msg.attachments:
-        # Telegram shows "Skip" as a text button next to the location button, so the
-        # press arrives as its label, typed
-        await _after_location(ctx)
-        return
     if meaningful(address) < 3 or len(address) > MAX_ADDRESS:
         ctx.say(ctx._("Please type the address in one line, for example: "
                       "Makhachkala, Lenina street 1."))

@@ -4,9 +4,10 @@ fake Bot API, the real dialogue Engine, a real SQLite file behind it."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +33,31 @@ ONLY_PHOTOS_RU = "Принимаются только фотографии"
 class Running:
     tg: FakeTelegram
     db_path: Path
-    stop: asyncio.Event
-    task: asyncio.Task[None]
+    engine: Engine
+    database: Database
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Long-poll as ``tsur run`` does: the reply keyboards remembered in the database."""
+        from bots.telegram import build_dispatcher, serve_telegram
+        from bots.telegram.keyboards import SqlReplyKeyboards
+
+        self.stop = asyncio.Event()
+        dispatcher = build_dispatcher(self.engine,
+                                      keyboards=SqlReplyKeyboards(self.database.uow))
+        self.task = asyncio.create_task(serve_telegram(
+            self.engine, token=self.tg.token, api_url=self.tg.base_url, stop=self.stop,
+            dispatcher=dispatcher))
+
+    async def halt(self) -> None:
+        self.stop.set()
+        assert self.task is not None
+        await asyncio.wait_for(self.task, 5)  # stops cleanly, without raising
 
 
 @pytest.fixture
 async def system(tmp_path: Path) -> AsyncIterator[Running]:
-    from bots.telegram import serve_telegram
-
     db_path = tmp_path / "t.db"
     url = sqlite_url(db_path)
     await upgrade_async(url)
@@ -48,13 +66,10 @@ async def system(tmp_path: Path) -> AsyncIterator[Running]:
     engine = Engine(database.uow, cat, WorkingCalendar(), KeywordClassifier(cat), FixedClock())
     async with FakeTelegram() as tg:
         tg.add_user(USER, "Патимат", language_code="ru")
-        stop = asyncio.Event()
-        task = asyncio.create_task(
-            serve_telegram(engine, token=tg.token, api_url=tg.base_url, stop=stop))
-        running = Running(tg, db_path, stop, task)
+        running = Running(tg, db_path, engine, database)
+        running.start()
         yield running
-        stop.set()
-        await asyncio.wait_for(task, 5)  # stops cleanly, without raising
+        await running.halt()
         await database.dispose()
 
 
@@ -93,6 +108,9 @@ class Citizen:
 
     async def location(self, lat: float, lon: float) -> list[SentMessage]:
         return await self._after(lambda: self.tg.send_location(self.id, lat, lon))
+
+    async def text_button(self, message: SentMessage, label: str) -> list[SentMessage]:
+        return await self._after(lambda: self.tg.press_text_button(self.id, message, label))
 
     async def raw(self, **content: Any) -> list[SentMessage]:
         # The fake has no helper for stickers or voice messages; this is its own
@@ -175,6 +193,38 @@ async def test_a_citizen_files_a_complaint_with_photo_and_location(system: Runni
     queries = {c.params["callback_query_id"] for c in tg.calls_of("answerCallbackQuery")}
     assert len(queries) == 5 and queries <= set(tg.callback_answers)
     assert [c for c in tg.calls if c.status != 200] == []
+
+
+async def test_the_keyboards_skip_skips_the_location_and_other_words_are_the_address(
+        system: Running) -> None:
+    """Regression: the core took a text equal to its "Skip" label as the press (a
+    Telegram detail in the core); now the channel turns the text button back into it."""
+    tg = system.tg
+    tg.add_user(USER + 1, "Марат", language_code="ru")
+    skips, types = Citizen(tg), Citizen(tg, USER + 1)
+
+    async def to_the_location(me: Citizen) -> SentMessage:
+        await me.text(PROBLEM)
+        await me.press("cls:yes")
+        [question] = await me.press("photo:done")
+        return question
+
+    question, _ = await asyncio.gather(to_the_location(skips), to_the_location(types))
+    # a restart while the question is on screen: the keyboard is remembered in the database
+    await system.halt()
+    system.start()
+    r = await skips.text_button(question, "⏭ Пропустить")
+    assert "Муниципалитет: Каспийск. Верно?" in skips.said and "mun:yes" in datas(r)
+    await types.text("Каспийск, улица Ленина 5")
+    assert "Муниципалитет: Каспийск. Верно?" in types.said
+    # the label typed when this step shows no such keyboard is the citizen's words
+    await skips.text("⏭ Пропустить")
+    assert "Не нашёл такого муниципалитета." in skips.said and STALE_RU not in skips.said
+
+    drafts = {r["user_id"]: json.loads(r["data"])["draft"] for r in rows(
+        system.db_path, "SELECT user_id, data FROM conversations WHERE channel = 'telegram'")}
+    assert "address" not in drafts[str(USER)] and "latitude" not in drafts[str(USER)]
+    assert drafts[str(USER + 1)]["address"] == "Каспийск, улица Ленина 5"
 
 
 # --- what citizens get wrong --------------------------------------------------------------------

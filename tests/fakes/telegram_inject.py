@@ -143,6 +143,20 @@ class TelegramInjector:
         self._changed()
         return update
 
+    def press_text_button(
+        self, user_id: int, message: SentMessage | dict[str, Any] | int, label: str
+    ) -> dict[str, Any]:
+        """A user presses a text button of a bot message's reply keyboard: Telegram sends
+        its label as the user's text message (no payload). The button must be on the
+        message's keyboard."""
+        sent = self._find_sent(message, user_id)
+        markup = sent.reply_markup or {}
+        labels = {b.get("text") for row in markup.get("keyboard", ()) for b in row
+                  if not b.get("request_location") and not b.get("request_contact")}
+        if label not in labels:
+            raise ValueError(f"message {sent.message_id} has no text button {label!r}")
+        return self.send_text(user_id, label)
+
     def _find_sent(self, message: SentMessage | dict[str, Any] | int, chat_id: int) -> SentMessage:
         if isinstance(message, SentMessage):
             chat_id, mid = message.chat_id, message.message_id
