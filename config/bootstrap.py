@@ -87,7 +87,9 @@ def bootstrap(settings: Settings, *, clock: Callable[[], datetime] = utc_now,
 
         handlers.append(BackofficeNotifier(catalogue))
     database = Database.from_url(settings.sqlalchemy_url, clock=clock,
-                                 event_handler=combine(*handlers))
+                                 event_handler=combine(*handlers),
+                                 pool_size=settings.db_pool_size,
+                                 max_overflow=settings.db_max_overflow)
     calendar = WorkingCalendar(
         tz=settings.timezone,
         day_start=settings.workday_start,

@@ -28,6 +28,8 @@ class Settings:
 
     data_dir: Path = Path("var")
     database_url: str = ""  # default: SQLite file <data_dir>/tsur.db
+    db_pool_size: int = 10  # PostgreSQL connections kept per process (domain.storage.uow)
+    db_max_overflow: int = 5  # more PostgreSQL connections for bursts, closed after use
     host: str = "127.0.0.1"
     port: int = 8080
     language: str = "ru"
@@ -101,6 +103,8 @@ class Settings:
             "catalogue": Path,
             "nlu_model": Path,
             "port": int,
+            "db_pool_size": int,
+            "db_max_overflow": int,
             "nlu_threshold": float,
             "workday_start": time.fromisoformat,
             "workday_end": time.fromisoformat,
@@ -156,6 +160,10 @@ class Settings:
                      "outbox_max_attempts"):
             if not getattr(settings, name) > 0:
                 raise ValueError(f"TSUR_{name.upper()} must be positive")
+        if settings.db_pool_size < 1:
+            raise ValueError("TSUR_DB_POOL_SIZE must be positive")
+        if settings.db_max_overflow < 0:
+            raise ValueError("TSUR_DB_MAX_OVERFLOW must be 0 or more")
         if not 0 < settings.leader_check_seconds <= 60:
             raise ValueError("TSUR_LEADER_CHECK_SECONDS must be in (0, 60]")
         if bool(settings.vk_callback_secret) != bool(settings.vk_confirmation):

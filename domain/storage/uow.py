@@ -57,17 +57,33 @@ def _sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
-def create_engine(url: str | URL, *, echo: bool = False) -> AsyncEngine:
+# A server database's connection pool per process (``TSUR_DB_POOL_SIZE``,
+# ``TSUR_DB_MAX_OVERFLOW``). Telegram holds up to 40 webhook requests open at once (its
+# default ``max_connections``), 10 per worker over four; SQLAlchemy's default pool of 5
+# opened and closed an overflow connection for most units beyond the fifth (a new
+# PostgreSQL backend, its start-up and the driver's type set-up each time), measured by
+# bench/intake.py. Connections beyond the overflow wait in the pool's queue.
+POOL_SIZE = 10
+MAX_OVERFLOW = 5
+
+
+def create_engine(url: str | URL, *, echo: bool = False, pool_size: int = POOL_SIZE,
+                  max_overflow: int = MAX_OVERFLOW) -> AsyncEngine:
     """An async engine for ``sqlite+aiosqlite:///path`` or ``postgresql+asyncpg://...``.
+
+    A server database keeps ``pool_size`` connections open once used, and opens up to
+    ``max_overflow`` more for bursts (closed again when returned to a full pool).
 
     For SQLite the parent directory is created, and every connection gets WAL, a busy
     timeout and foreign keys. Each transaction starts with ``BEGIN IMMEDIATE``: it takes the
     write lock up front, so two read-then-write transactions wait for each other instead of
-    failing with "database is locked" when the second one tries to write.
+    failing with "database is locked" when the second one tries to write. Its pool is
+    SQLAlchemy's default (units take turns anyway, see :func:`sqlite_gate`).
     """
     url = make_url(url)
     if url.get_backend_name() != "sqlite":
-        return create_async_engine(url, echo=echo, json_serializer=_json_dumps)
+        return create_async_engine(url, echo=echo, json_serializer=_json_dumps,
+                                   pool_size=pool_size, max_overflow=max_overflow)
     file = _sqlite_file(url)
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
@@ -244,11 +260,13 @@ class Database:
     @classmethod
     def from_url(cls, url: str | URL, *, echo: bool = False,
                  clock: Callable[[], datetime] = utc_now,
-                 event_handler: EventHandler | None = None) -> Database:
-        """Create the engine (see :func:`create_engine`); ``clock`` stamps conversations;
-        ``event_handler`` receives the events of every unit's commit (see
-        :class:`SqlUnitOfWork`)."""
-        return cls(create_engine(url, echo=echo), clock, event_handler=event_handler)
+                 event_handler: EventHandler | None = None, pool_size: int = POOL_SIZE,
+                 max_overflow: int = MAX_OVERFLOW) -> Database:
+        """Create the engine (see :func:`create_engine`, which also explains the pool
+        sizes); ``clock`` stamps conversations; ``event_handler`` receives the events of
+        every unit's commit (see :class:`SqlUnitOfWork`)."""
+        engine = create_engine(url, echo=echo, pool_size=pool_size, max_overflow=max_overflow)
+        return cls(engine, clock, event_handler=event_handler)
 
     @property
     def dialect(self) -> str:
