@@ -81,7 +81,8 @@ def counts(r: load.Result) -> str:
     if r.sql:
         text += (f"; SQL statements {r.sql['statements'] / r.messages:.2f}, commits "
                  f"{r.sql['commits'] / r.messages:.2f}, thread hops "
-                 f"{r.sql['hops'] / r.messages:.2f}; GC {r.sql['gc_us'] / r.messages / 1000:.2f} "
+                 f"{r.sql['hops'] / r.messages:.2f}, connections opened {r.sql['connects']}; "
+                 f"GC {r.sql['gc_us'] / r.messages / 1000:.2f} "
                  f"ms ({r.sql['gc0']}/{r.sql['gc1']}/{r.sql['gc2']} collections)")
     return text
 
@@ -174,7 +175,7 @@ async def sqlite_setup(args: argparse.Namespace, tmp: Path) -> dict[str, object]
     await upgrade_async(url)
     echos = await start_echos(args, "echo-polling", "polling", 1)
     tsur = await load.start("tsur-sqlite", "tsur", "polling", 1, db=url, data_dir=str(tmp),
-                            nlu=args.nlu, profile_dir=args.profile, pool_size=args.pool_size,
+                            nlu=args.nlu, profile_dir=args.profile,
                             recheck=args.what_if_recheck)
     try:
         found = await measure("SQLite, 1 process, long polling (serve_telegram)", echos, tsur,
@@ -185,6 +186,12 @@ async def sqlite_setup(args: argparse.Namespace, tmp: Path) -> dict[str, object]
         await load.stop(tsur)
     print(f"  complaints in the database: {await count_complaints(url)}")
     return found
+
+
+def postmaster_pid(datadir: Path) -> int:
+    """The PostgreSQL server's pid: the first line of ``postmaster.pid`` in its data
+    directory."""
+    return int((datadir / "postmaster.pid").read_text().split()[0])
 
 
 async def postgres_setup(args: argparse.Namespace, tmp: Path,
@@ -203,8 +210,8 @@ async def postgres_setup(args: argparse.Namespace, tmp: Path,
         echos = await start_echos(args, "echo-webhook", "webhook", w)
         tsur = await load.start("tsur-pg", "tsur", "webhook", w, db=url, data_dir=str(tmp),
                                 nlu=args.nlu, profile_dir=args.profile,
-                                pool_size=args.pool_size)
-        tsur.pg_database = "intake"
+                                pool_size=args.db_pool_size, max_overflow=args.db_max_overflow)
+        tsur.pg_pid = postmaster_pid(server.datadir)
         try:
             found = await measure(
                 f"PostgreSQL, {w} processes, webhook (aiogram SimpleRequestHandler)",
@@ -253,8 +260,11 @@ def parse() -> argparse.Namespace:
     p.add_argument("--no-sqlite", action="store_true")
     p.add_argument("--no-postgres", action="store_true")
     p.add_argument("--profile", default="", help="directory for cProfile stats of the bots")
-    p.add_argument("--pool-size", type=int, default=0,
-                   help="what-if, not the product: SQL pool of N connections, no overflow")
+    p.add_argument("--db-pool-size", type=int, default=0,
+                   help="TSUR_DB_POOL_SIZE of the PostgreSQL workers (default the product's)")
+    p.add_argument("--db-max-overflow", type=int, default=-1,
+                   help="TSUR_DB_MAX_OVERFLOW of the PostgreSQL workers (default the "
+                        "product's)")
     return p.parse_args()
 
 

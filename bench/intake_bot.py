@@ -53,16 +53,18 @@ async def tsur_system(args: argparse.Namespace) -> tuple[Any, Any]:
     from config.bootstrap import bootstrap
     from config.settings import Settings
 
+    pool = {name: value for name, value in (("db_pool_size", args.db_pool_size),
+                                            ("db_max_overflow", args.db_max_overflow))
+            if value is not None}  # else the product's defaults
     settings = Settings(data_dir=Path(args.data_dir), database_url=args.db, nlu=args.nlu,
-                        telegram_token=args.token, telegram_api_url=args.api)
+                        telegram_token=args.token, telegram_api_url=args.api,
+                        **pool)  # type: ignore[arg-type]
     classifier = None
     if args.nlu == "keyword":
         from dialogue.nlu import KeywordClassifier
         from domain.catalogue import load_catalogue
 
         classifier = KeywordClassifier(load_catalogue(settings.catalogue))
-    if args.pool_size:
-        what_if_pool(args.pool_size)
     if args.what_if_recheck:
         what_if_recheck(args.what_if_recheck)
     system = bootstrap(settings, classifier=classifier)
@@ -83,18 +85,6 @@ def count_on_signal(engine: Any) -> None:
         print("COUNTS " + json.dumps(dict(counts.c)), flush=True)
 
     asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, report)
-
-
-def what_if_pool(size: int) -> None:
-    """A what-if, not the product: give the SQL engine a pool of ``size`` connections and
-    no overflow, so transactions queue FIFO in SQLAlchemy's asyncio pool instead of in
-    SQLite's sleeping busy handler (see bench/README.md)."""
-    import functools
-
-    from domain.storage import uow
-
-    uow.create_async_engine = functools.partial(  # type: ignore[assignment]
-        uow.create_async_engine, pool_size=size, max_overflow=0)
 
 
 def what_if_recheck(seconds: float) -> None:
@@ -192,7 +182,10 @@ def parse() -> argparse.Namespace:
     p.add_argument("--data-dir", default="var")
     p.add_argument("--nlu", default="keyword", choices=["keyword", "embedded"])
     p.add_argument("--profile", default="")
-    p.add_argument("--pool-size", type=int, default=0, help="what-if: SQL pool size")
+    p.add_argument("--db-pool-size", type=int, default=None,
+                   help="TSUR_DB_POOL_SIZE (PostgreSQL); default the product's")
+    p.add_argument("--db-max-overflow", type=int, default=None,
+                   help="TSUR_DB_MAX_OVERFLOW (PostgreSQL); default the product's")
     p.add_argument("--what-if-recheck", type=float, default=0.0,
                    help="what-if: seconds between long-poll fetches while updates are in "
                         "flight")

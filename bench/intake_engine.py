@@ -72,7 +72,8 @@ def message(step: str, uid: int, n: int) -> IncomingMessage:
 
 
 class Counts:
-    """SQL statements, commits and thread round trips, counted by hooks on the engine."""
+    """SQL statements, commits, thread round trips and connections opened, counted by
+    hooks on the engine."""
 
     def __init__(self, engine: Any) -> None:
         from sqlalchemy import event
@@ -80,6 +81,8 @@ class Counts:
         self.c: Counter[str] = Counter()
         event.listen(engine.sync_engine, "before_cursor_execute", self._statement)
         event.listen(engine.sync_engine, "commit", lambda conn: self.c.update(["commits"]))
+        # new DBAPI connections (a pool too small for the load opens and closes them)
+        event.listen(engine.sync_engine, "connect", lambda *_: self.c.update(["connects"]))
         if engine.dialect.name == "sqlite":
             import aiosqlite
 

@@ -86,7 +86,7 @@ class Deployment:
     webhook_urls: list[str] = field(default_factory=list)
     session: ClientSession | None = None
     per_step: list[int] = field(default_factory=list)  # replies per dialogue step
-    pg_database: str = ""  # to count the CPU of its PostgreSQL backends
+    pg_pid: int = 0  # its PostgreSQL server's postmaster, to count the server's CPU
     label: str = ""  # how the bench names it: tsur, echo-aiogram, echo-tsur
 
     def __post_init__(self) -> None:
@@ -135,21 +135,26 @@ def proc_cpu(pids: Any) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def postgres_cpu(database: str) -> float:
-    """CPU seconds of the PostgreSQL backends serving ``database`` (alive ones only)."""
-    pids = []
+def postgres_cpu(postmaster: int) -> float:
+    """CPU seconds of a whole PostgreSQL server so far: the postmaster, its live children
+    (backends, checkpointer, …) and the children it has reaped (``cutime``/``cstime``), so
+    backends of connections opened and closed during a run count too."""
+    total = 0
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+        total += sum(int(f) for f in fields[11:15])
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                cmd = (entry / "cmdline").read_bytes()
-                if cmd.startswith(b"postgres: ") and f" {database} ".encode() in cmd:
-                    pids.append(int(entry.name))
-    return proc_cpu(pids)
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == postmaster:
+                    total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def start(name: str, kind: str, delivery: str, workers: int, *, db: str = "",
                 data_dir: str = "var", nlu: str = "keyword",
-                profile_dir: str = "", pool_size: int = 0,
+                profile_dir: str = "", pool_size: int = 0, max_overflow: int = -1,
                 recheck: float = 0.0, echo_session: str = "aiogram") -> Deployment:
     tg = FakeTelegram()
     await tg.__aenter__()
@@ -163,7 +168,9 @@ async def start(name: str, kind: str, delivery: str, workers: int, *, db: str = 
                "--db", db, "--data-dir", data_dir, "--nlu", nlu,
                "--echo-session", echo_session]
         if pool_size:
-            cmd += ["--pool-size", str(pool_size)]
+            cmd += ["--db-pool-size", str(pool_size)]
+        if max_overflow >= 0:
+            cmd += ["--db-max-overflow", str(max_overflow)]
         if recheck:
             cmd += ["--what-if-recheck", str(recheck)]
         if profile_dir:
@@ -332,13 +339,13 @@ async def run(dep: Deployment, *, citizens: int, concurrency: int, rate: float |
 
     sql0, calls0 = await dep.counts(), len(dep.tg.calls)
     cpu0, hcpu0, t0 = dep.cpu_seconds(), time.process_time(), time.monotonic()
-    db0 = postgres_cpu(dep.pg_database) if dep.pg_database else 0.0
+    db0 = postgres_cpu(dep.pg_pid) if dep.pg_pid else 0.0
     await asyncio.gather(*(lane() for _ in range(concurrency)))
     result.elapsed = time.monotonic() - t0
     result.bot_cpu = dep.cpu_seconds() - cpu0
     result.harness_cpu = time.process_time() - hcpu0
-    if dep.pg_database:
-        result.db_cpu = postgres_cpu(dep.pg_database) - db0
+    if dep.pg_pid:
+        result.db_cpu = postgres_cpu(dep.pg_pid) - db0
     result.calls = Counter(call.method for call in dep.tg.calls[calls0:])
     result.sql = await dep.counts() - sql0
     dep.recorder.forget(set(done))
