@@ -21,7 +21,7 @@ from aiogram.methods import SendPhoto, TelegramMethod
 from dialogue.messages import Address, Channel, OutgoingMessage
 
 from .render import render
-from .session import TsurSession
+from .session import json_body, post_unparsed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -36,9 +36,9 @@ class TelegramMessenger:
     (the request went through but its reply was lost); Telegram has no idempotency key.
 
     On a :class:`~bots.telegram.session.TsurSession` (what ``make_bot`` gives) the calls of
-    :meth:`send` go as JSON by :meth:`TsurSession.post_json`: nobody reads the ``Message``
-    Telegram answers with, so it is not parsed into aiogram's types (errors still raise
-    as aiogram raises them).
+    :meth:`send` go as JSON by :func:`~bots.telegram.session.post_unparsed`: nobody reads
+    the ``Message`` Telegram answers with, so it is not parsed into aiogram's types
+    (errors still raise as aiogram raises them).
 
     :param max_retry_after: a 429 asking to wait longer than this (seconds) is not waited
         for here: the send fails and the outbox tries again later.
@@ -94,20 +94,11 @@ class TelegramMessenger:
 
     async def post(self, method: TelegramMethod[Any]) -> None:
         """:meth:`call` for a caller that does not read the answer: on a
-        :class:`TsurSession` the parameters go as JSON and the answer is checked, not
-        parsed into aiogram's types (an upload still goes aiogram's way)."""
-        session = self.bot.session
-        if isinstance(session, TsurSession):
-            params = session.json_params(self.bot, method)
-            if params is not None:
-                body = session.json_dumps(params)
-
-                async def post_json(m: TelegramMethod[Any]) -> Any:
-                    return await session.post_json(self.bot, m, body)
-
-                await self._retrying(method, post_json)
-                return
-        await self._retrying(method, self.bot)
+        :class:`TsurSession` the parameters go as JSON (built once for every try) and the
+        answer is checked, not parsed into aiogram's types (an upload still goes aiogram's
+        way); see :func:`~bots.telegram.session.post_unparsed`."""
+        body = json_body(self.bot, method)
+        await self._retrying(method, lambda m: post_unparsed(self.bot, m, body))
 
     async def _retrying(self, method: TelegramMethod[T],
                         make: Callable[[TelegramMethod[T]], Awaitable[T]]) -> T:

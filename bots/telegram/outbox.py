@@ -27,7 +27,7 @@ on part 2 does not send part 1 again.
 A broadcast is one message to thousands of chats, so the calls of a message are rendered
 and turned into JSON once (the last few messages are remembered) and each chat's request
 body is that JSON with its ``chat_id`` put in, posted by
-:meth:`~bots.telegram.session.TsurSession.post_json`; the answer is checked, not parsed
+:func:`~bots.telegram.session.post_unparsed`; the answer is checked, not parsed
 into aiogram's types. Errors are raised as aiogram raises them, for the chat's own call.
 
 With ``paid_broadcast`` (``TSUR_TELEGRAM_RATE`` above the free 30 msg/s), a broadcast's
@@ -60,7 +60,7 @@ from notifications.broadcast_message import is_broadcast_key
 from notifications.messenger import RetryAfter, SendResult, TransientError
 
 from .render import render
-from .session import TsurSession
+from .session import json_params, post_unparsed
 
 log = logging.getLogger(__name__)
 
@@ -154,16 +154,14 @@ class TelegramOutboxMessenger:
         return found
 
     def _render(self, msg: OutgoingMessage) -> list[Prepared]:
-        session = self.bot.session
         prepared = []
         for call in render(0, msg):
             rest = None
-            if isinstance(session, TsurSession):
-                params = session.json_params(self.bot, call)
-                if params is not None:
-                    params.pop("chat_id", None)
-                    rest = json.dumps(params, ensure_ascii=False)[1:-1]
-                    rest = "," + rest if rest else ""
+            params = json_params(self.bot, call)
+            if params is not None:
+                params.pop("chat_id", None)
+                rest = json.dumps(params, ensure_ascii=False)[1:-1]
+                rest = "," + rest if rest else ""
             prepared.append(Prepared(call, rest))
         return prepared
 
@@ -172,12 +170,9 @@ class TelegramOutboxMessenger:
         # a shallow copy: what errors are raised for, and what an upload sends
         call = prepared.for_chat(chat_id, paid=paid)
         method = type(call).__name__
+        body = prepared.body(chat_id, paid=paid) if prepared.rest is not None else None
         try:
-            session = self.bot.session
-            if prepared.rest is not None and isinstance(session, TsurSession):
-                await session.post_json(self.bot, call, prepared.body(chat_id, paid=paid))
-            else:
-                await self.bot(call)
+            await post_unparsed(self.bot, call, body)
         except TelegramRetryAfter as exc:
             raise RetryAfter(exc.retry_after, f"telegram: {exc.message}") from exc
         except TelegramForbiddenError as exc:

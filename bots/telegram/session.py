@@ -16,18 +16,21 @@ the bot…) are raised exactly as aiogram raises them.
 most of a batch is updates it already runs. Within :func:`skip_updates_through` the
 session drops those from the JSON before pydantic builds objects of them.
 
-The outbox sends one broadcast to thousands of chats: :meth:`TsurSession.json_params`
-gives a call's parameters once, the outbox builds each chat's body from them, and
-:meth:`TsurSession.post_json` posts it and hands back Telegram's ``result`` as plain JSON,
-without building aiogram objects of the request or the answer (errors still raise exactly
-as aiogram raises them). It skips the session's middlewares, which tsur does not use.
+Callers that do not read Telegram's answer (the dialogue's replies, the outbox) build a
+call's JSON body once — :func:`json_body`, or :func:`json_params` for the outbox, which
+puts each chat's id into one body of a broadcast — and :func:`post_unparsed` posts it by
+:meth:`TsurSession.post_json`: Telegram's ``result`` comes back as plain JSON, no aiogram
+objects are built of the request or the answer (errors still raise exactly as aiogram
+raises them), and the session's middlewares, which tsur does not use, are skipped. A call
+without a body (an upload, another session) goes aiogram's way. :meth:`make_request`
+builds its body the same way but parses the answer: aiogram's callers read it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -83,6 +86,7 @@ class TsurSession(AiohttpSession):
                            timeout: int | None = None) -> TelegramType:
         params = self.json_params(bot, method)
         if params is None:  # an upload: multipart form, as aiogram builds it
+            # (super(), not post_unparsed's bot(method): that would come back here)
             return await super().make_request(bot, method, timeout)
         status, content = await self._post(bot, method, self.json_dumps(params), timeout)
         response = self.check_response(bot=bot, method=method, status_code=status,
@@ -137,3 +141,30 @@ class TsurSession(AiohttpSession):
                 data, context={"bot": bot})
         except ValidationError as exc:
             raise ClientDecodeError("Failed to deserialize object", exc, data) from exc
+
+
+def json_params(bot: Bot, method: TelegramMethod[Any]) -> dict[str, Any] | None:
+    """``method``'s parameters for :func:`post_unparsed` (see
+    :meth:`TsurSession.json_params`); ``None`` if they cannot go as JSON: an upload, or
+    ``bot`` not on a :class:`TsurSession`."""
+    session = bot.session
+    return session.json_params(bot, method) if isinstance(session, TsurSession) else None
+
+
+def json_body(bot: Bot, method: TelegramMethod[Any]) -> str | None:
+    """:func:`json_params` as the JSON body :func:`post_unparsed` posts, or ``None``."""
+    params = json_params(bot, method)
+    return None if params is None else bot.session.json_dumps(params)
+
+
+def post_unparsed(bot: Bot, method: TelegramMethod[Any], body: str | None) -> Awaitable[Any]:
+    """Make the call ``method`` for a caller that does not read the answer: ``body`` (its
+    parameters as JSON, built by :func:`json_body` or from :func:`json_params`) posted
+    by :meth:`TsurSession.post_json`, the answer checked, not parsed; without a body,
+    aiogram's own ``bot(method)``. Errors raise as aiogram raises them for ``method``.
+
+    Not a coroutine function: it hands back the call's own awaitable, so the hot paths
+    (a broadcast's every chat) pay no extra coroutine for it."""
+    if body is None:
+        return bot(method)
+    return cast(TsurSession, bot.session).post_json(bot, method, body)
