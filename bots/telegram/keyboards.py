@@ -8,16 +8,16 @@ stands for, and the citizen's next message that is exactly one of those labels b
 that button's press (:class:`bots.telegram.channel.TelegramChannel`). The core never sees
 the label.
 
-A keyboard answers the step that showed it: the channel forgets it (``shown(chat, {})``)
-once the dialogue has replied without one, so a label typed later is taken as text.
+A keyboard answers the step that showed it: once the dialogue has taken another step, a
+label typed is the citizen's words again.
 
 :class:`SqlReplyKeyboards` keeps the labels in the conversation store (channel
-:data:`CHANNEL`, key: the chat id), next to the dialogue itself, so a press after a
-restart, or one that reaches another webhook worker, is still a press. It forgets what it
-knows to be stored: what this process wrote or read. A keyboard another process showed
-may outlive its step in the store when this process handles the next, non-text, update;
-a label typed much later is then taken as that (stale) button, which the core re-checks
-and answers as stale. :class:`MemoryReplyKeyboards` is the same within one process.
+:data:`CHANNEL`, key: the chat id, which in a private chat is the citizen's id), next to
+the dialogue itself, so a press after a restart, or one that reaches another webhook
+worker, is still a press. It needs no write to forget: a keyboard is stale once the
+citizen's dialogue conversation was saved after it (the engine saves it on every step,
+in whichever process). :class:`MemoryReplyKeyboards` keeps them in this process and
+forgets a chat's keyboard when the dialogue replies without one.
 """
 
 from __future__ import annotations
@@ -66,36 +66,29 @@ class MemoryReplyKeyboards:
 
 class SqlReplyKeyboards:
     """In the conversation store (see the module doc): survives a restart, shared by
-    every worker process on one database."""
+    every worker process on one database. ``dialogue`` is the channel of the citizens'
+    own conversations in that store."""
 
-    def __init__(self, uow_factory: UnitOfWorkFactory, max_chats: int = MAX_CHATS) -> None:
+    def __init__(self, uow_factory: UnitOfWorkFactory, dialogue: str = "telegram") -> None:
         self._uow_factory = uow_factory
-        # chats with labels stored, as far as this process knows: the ones to forget
-        self._stored: OrderedDict[str, None] = OrderedDict()
-        self._max = max_chats
+        self._dialogue = dialogue
 
     async def shown(self, chat_id: str, labels: Mapping[str, str]) -> None:
-        if not labels and chat_id not in self._stored:
-            return  # nothing stored that this process knows of: no write per step
+        if not labels:
+            return  # the step saved the dialogue: the last keyboard is stale already
         async with self._uow_factory() as uow:
-            await uow.conversations.save(Conversation(
-                CHANNEL, chat_id, STATE, {"labels": dict(labels)} if labels else {}))
+            await uow.conversations.save(Conversation(CHANNEL, chat_id, STATE,
+                                                      {"labels": dict(labels)}))
             await uow.commit()
-        self._note(chat_id, bool(labels))
 
     async def payload(self, chat_id: str, text: str) -> str | None:
         async with self._uow_factory() as uow:
             found = await uow.conversations.load(CHANNEL, chat_id)
-        labels = (found.data or {}).get("labels") if found.state == STATE else None
-        if not isinstance(labels, dict) or not labels:
-            return None
-        self._note(chat_id, True)
-        payload = labels.get(text)
-        return payload if isinstance(payload, str) else None
-
-    def _note(self, chat_id: str, stored: bool) -> None:
-        self._stored.pop(chat_id, None)
-        if stored:
-            self._stored[chat_id] = None
-            while len(self._stored) > self._max:
-                self._stored.popitem(last=False)
+            labels = (found.data or {}).get("labels") if found.state == STATE else None
+            payload = labels.get(text) if isinstance(labels, dict) else None
+            if not isinstance(payload, str) or found.updated_at is None:
+                return None
+            dialogue = await uow.conversations.load(self._dialogue, chat_id)
+        if dialogue.updated_at is not None and dialogue.updated_at > found.updated_at:
+            return None  # a later step: the keyboard answered an earlier question
+        return payload

@@ -421,6 +421,38 @@ async def test_a_location_request_without_inline_buttons_is_one_message(channel)
     assert button == {"text": "📍 Send location", "request_location": True}
 
 
+async def test_a_reply_keyboards_text_button_reaches_the_engine_as_its_press(
+        channel) -> None:
+    tg, engine = channel
+    tg.add_user(USER, language_code="en")
+
+    async def then(update: dict, reply: str) -> dict:
+        await tg.wait_for_message(USER, reply)
+        return update
+
+    # the label typed with no keyboard shown is words
+    await then(tg.send_text(USER, "⏭ Skip"), "echo: ⏭ Skip")
+    tg.send_text(USER, "where or skip")
+    question = await tg.wait_for_message(USER, "Share your location")
+    [_, [skip]] = (question.reply_markup or {})["keyboard"]
+    assert skip == {"text": "⏭ Skip"}
+    pressed = await then(tg.press_text_button(USER, question, "⏭ Skip"), "payload: loc:skip")
+    # a message edited into the label while the keyboard is shown is not a press
+    typo = await then(tg.send_text(USER, "⏭ Ski"), "echo: ⏭ Ski")
+    tg.send_text(USER, "where or skip")
+    await tg.wait_for(lambda: [m.text for m in tg.sent_to(USER)].count(question.text) == 2)
+    await then(tg.edit_text(USER, typo, "⏭ Skip"), "echo: ⏭ Skip")
+    # the dialogue has answered without a keyboard since: the label is words again
+    tg.send_text(USER, "⏭ Skip")
+    received = await engine.wait_for(7)
+    press, edited, typed = received[2], received[5], received[6]
+    assert (press.payload, press.text, press.callback_id) == (
+        "loc:skip", "", f"text:{pressed['message']['message_id']}")
+    assert (edited.payload, edited.text, edited.callback_id) == (None, "⏭ Skip", None)
+    assert (typed.payload, typed.text) == (None, "⏭ Skip")
+    assert received[0].payload is None
+
+
 async def test_callback_queries_are_answered_and_carry_the_payload(channel) -> None:
     tg, engine = channel
     tg.add_user(USER)

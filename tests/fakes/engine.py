@@ -7,7 +7,8 @@ can assert both what reached the core and what the citizen saw:
 - a location → ``"location: <lat>, <lon>"``
 - attachments → ``"attachments: <ref> (<mime>), ..."`` (plus ``caption: <text>`` if any)
 - text ``"menu"`` → ``"Choose a sector"`` with two rows of buttons
-- text ``"where"`` → ``"Share your location"`` with ``request_location=True``
+- text ``"where"`` → ``"Share your location"`` with ``request_location=True``; text
+  ``"where or skip"`` → the same with a ``"⏭ Skip"`` button (payload ``loc:skip``)
 - text ``"two"`` → two messages, ``"first"`` and ``"second"``
 - text ``"boom"`` → raises :class:`RuntimeError` (an engine bug)
 - any other text → ``"echo: <text>"``; text over 10,000 characters → ``"too long: <n>"``
@@ -28,6 +29,9 @@ MENU = OutgoingMessage(
         (Button("Back", "menu:back"),),
     ),
 )
+
+
+SKIP = Button("⏭ Skip", "loc:skip")
 
 
 class FakeEngine:
@@ -85,6 +89,8 @@ class FakeEngine:
             return [MENU]
         if msg.text == "where":
             return [OutgoingMessage("Share your location", request_location=True)]
+        if msg.text == "where or skip":
+            return [OutgoingMessage("Share your location", ((SKIP,),), request_location=True)]
         if msg.text == "two":
             return [OutgoingMessage("first"), OutgoingMessage("second")]
         if msg.text == "boom":
