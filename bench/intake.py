@@ -63,10 +63,11 @@ def pct(values: list[float], q: float) -> float:
 
 def line(label: str, r: load.Result) -> str:
     per = r.bot_cpu / r.messages * 1000 if r.messages else float("nan")
+    sys_per = r.bot_sys / r.messages * 1000 if r.messages else float("nan")
     hper = r.harness_cpu / r.messages * 1000 if r.messages else float("nan")
     return (f"  {label:<22} {r.messages:6d} msg {r.rate:8.1f} msg/s  p50 {pct(r.full, .5):6.1f}"
             f"  p99 {pct(r.full, .99):7.1f} ms (first reply p99 {pct(r.first, .99):6.1f})"
-            f"  bot CPU {per:5.2f} ms/msg  harness {hper:5.2f}"
+            f"  bot CPU {per:5.2f} ms/msg (sys {sys_per:4.2f})  harness {hper:5.2f}"
             + (f"  PostgreSQL {r.db_cpu / r.messages * 1000:5.2f}" if r.db_cpu > 0 else "")
             + f"  errors {r.errors}\n" + counts(r))
 

@@ -125,13 +125,17 @@ class Deployment:
         """User + system CPU seconds used so far by the bot processes (from /proc)."""
         return proc_cpu(proc.pid for proc in self.procs)
 
+    def sys_seconds(self) -> float:
+        """The system (kernel) part of :meth:`cpu_seconds`: sockets, wake-ups."""
+        return proc_cpu((proc.pid for proc in self.procs), user=False)
 
-def proc_cpu(pids: Any) -> float:
+
+def proc_cpu(pids: Any, *, user: bool = True) -> float:
     total = 0
     for pid in pids:
         with contextlib.suppress(OSError):
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            total += (int(fields[11]) if user else 0) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
 
 
@@ -276,6 +280,7 @@ class Result:
     full: list[float] = field(default_factory=list)
     by_step: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
     bot_cpu: float = 0.0
+    bot_sys: float = 0.0  # the kernel's part of bot_cpu
     db_cpu: float = 0.0
     harness_cpu: float = 0.0
     calls: Counter[str] = field(default_factory=Counter)  # Bot API calls the fake got
@@ -338,11 +343,13 @@ async def run(dep: Deployment, *, citizens: int, concurrency: int, rate: float |
                 done.clear()
 
     sql0, calls0 = await dep.counts(), len(dep.tg.calls)
-    cpu0, hcpu0, t0 = dep.cpu_seconds(), time.process_time(), time.monotonic()
+    cpu0, sys0 = dep.cpu_seconds(), dep.sys_seconds()
+    hcpu0, t0 = time.process_time(), time.monotonic()
     db0 = postgres_cpu(dep.pg_pid) if dep.pg_pid else 0.0
     await asyncio.gather(*(lane() for _ in range(concurrency)))
     result.elapsed = time.monotonic() - t0
     result.bot_cpu = dep.cpu_seconds() - cpu0
+    result.bot_sys = dep.sys_seconds() - sys0
     result.harness_cpu = time.process_time() - hcpu0
     if dep.pg_pid:
         result.db_cpu = postgres_cpu(dep.pg_pid) - db0
