@@ -162,7 +162,11 @@ async def run(args: argparse.Namespace, url: str, tmp: Path) -> None:
     from dialogue.nlu import KeywordClassifier
     from domain.catalogue import load_catalogue
 
-    settings = Settings(data_dir=tmp, database_url=url, nlu="keyword")
+    pool = {name: value for name, value in (("db_pool_size", args.db_pool_size),
+                                            ("db_max_overflow", args.db_max_overflow))
+            if value is not None}  # else the product's defaults
+    settings = Settings(data_dir=tmp, database_url=url, nlu="keyword",
+                        **pool)  # type: ignore[arg-type]
     system = bootstrap(settings, classifier=KeywordClassifier(load_catalogue(None)))
     counts = Counts(system.database.engine)
     counter = itertools.count(1)
@@ -198,13 +202,13 @@ async def run(args: argparse.Namespace, url: str, tmp: Path) -> None:
               f"{total['statements'] / (n * len(STEPS)):.2f}, commits "
               f"{total['commits'] / (n * len(STEPS)):.2f}, hops "
               f"{total['hops'] / (n * len(STEPS)):.2f}")
-        await concurrent(system, args, uid, counter)
+        await concurrent(system, args, uid, counter, counts)
     finally:
         await system.close()
 
 
 async def concurrent(system: Any, args: argparse.Namespace, uid: int,
-                     counter: Iterator[int]) -> None:
+                     counter: Iterator[int], counts: Counts) -> None:
     latencies: list[float] = []
     uids = iter(range(uid + 1, uid + 1 + args.citizens))
 
@@ -215,6 +219,7 @@ async def concurrent(system: Any, args: argparse.Namespace, uid: int,
                 await system.engine.handle(message(step, citizen, next(counter)))
                 latencies.append(time.perf_counter() - t0)
 
+    connects0 = counts.c["connects"]
     cpu0, t0 = time.process_time(), time.perf_counter()
     await asyncio.gather(*(lane() for _ in range(args.concurrency)))
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
@@ -224,7 +229,8 @@ async def concurrent(system: Any, args: argparse.Namespace, uid: int,
     print(f"  {args.concurrency} at a time: {count / wall:.0f} msg/s, CPU "
           f"{cpu / count * 1000:.2f} ms/msg = {cpu / count / unit:.0f}× a JSON round of an "
           f"update ({unit * 1e6:.0f} µs), latency p50 {ordered[count // 2] * 1000:.1f} ms "
-          f"p99 {ordered[int(.99 * count)] * 1000:.1f} ms")
+          f"p99 {ordered[int(.99 * count)] * 1000:.1f} ms, connections opened "
+          f"{counts.c['connects'] - connects0}")
 
 
 def parse() -> argparse.Namespace:
@@ -232,6 +238,10 @@ def parse() -> argparse.Namespace:
     p.add_argument("--citizens", type=int, default=100)
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--postgres", action="store_true")
+    p.add_argument("--db-pool-size", type=int, default=None,
+                   help="TSUR_DB_POOL_SIZE (PostgreSQL); default the product's")
+    p.add_argument("--db-max-overflow", type=int, default=None,
+                   help="TSUR_DB_MAX_OVERFLOW (PostgreSQL); default the product's")
     return p.parse_args()
 
 
