@@ -111,8 +111,10 @@ async def measure(title: str, echos: list[load.Deployment], tsur: load.Deploymen
     for echo in echos:
         echo.per_step = [1] * len(load.ECHO)
     deps = [*echos, tsur]
+    warm = args.concurrency  # as many at once as measured: the SQL pools fill up here
     for dep in deps:  # warm-up: connection pools, first imports, caches
-        await load.run(dep, citizens=8, concurrency=8, rate=None, first_uid=next_block(8))
+        await load.run(dep, citizens=warm, concurrency=warm, rate=None,
+                       first_uid=next_block(warm))
     runs: dict[tuple[str, str], list[load.Result]] = {}
     paced_citizens = max(1, round(args.rate * args.paced_seconds / len(load.COMPLAINT)))
     for repeat in range(1, args.repeats + 1):
