@@ -17,8 +17,9 @@ delivery path, back to back, so the ratio cancels out the machine and its load:
   the fake, exactly as ``tsur run`` does; the echo bot long-polls its own fake.
 - **PostgreSQL, 4 processes, webhook** — ``getUpdates`` cannot be shared between
   processes (a second poller terminates the first with 409), so updates are delivered the
-  way Telegram delivers them to a deployment of several workers: POSTed to aiogram's
-  webhook handler (``SimpleRequestHandler`` around the product's ``build_dispatcher``),
+  way Telegram delivers them to a deployment of several workers: POSTed to the product's
+  webhook route (``bots.telegram.webhook``, with the secret header; ``--tsur-webhook
+  aiogram``: aiogram's ``SimpleRequestHandler`` around the product's ``build_dispatcher``),
   each citizen always to the same worker (user id modulo 4), because the engine's
   per-citizen lock lives in one process. All four workers share one throwaway PostgreSQL
   (tests/fakes/postgres.py) and call the same fake Bot API. The echo side is 4 echo
@@ -48,6 +49,8 @@ from bench import intake_load as load  # noqa: E402
 from domain.storage import sqlite_url, upgrade_async  # noqa: E402
 
 UIDS = itertools.count(6_000_001)
+ROUTES = {"product": "tsur's own webhook route for tsur, aiogram's for the echo",
+          "aiogram": "aiogram SimpleRequestHandler"}
 BASELINES = {
     "echo-aiogram": "a bare aiogram echo bot (aiogram's AiohttpSession; the issue's baseline)",
     "echo-tsur": "an aiogram echo bot on tsur's TsurSession (make_bot)",
@@ -213,11 +216,13 @@ async def postgres_setup(args: argparse.Namespace, tmp: Path,
         echos = await start_echos(args, "echo-webhook", "webhook", w)
         tsur = await load.start("tsur-pg", "tsur", "webhook", w, db=url, data_dir=str(tmp),
                                 nlu=args.nlu, profile_dir=args.profile,
-                                pool_size=args.db_pool_size, max_overflow=args.db_max_overflow)
+                                pool_size=args.db_pool_size, max_overflow=args.db_max_overflow,
+                                tsur_webhook=args.tsur_webhook)
         tsur.pg_pid = postmaster_pid(server.datadir)
         try:
             found = await measure(
-                f"PostgreSQL, {w} processes, webhook (aiogram SimpleRequestHandler)",
+                f"PostgreSQL, {w} processes, webhook ("
+                f"{ROUTES[args.tsur_webhook]})",
                 echos, tsur, args)
             if single:  # the issue's baseline is one echo process
                 print(f"  tsur on {w} workers vs the 1-process polling {single['echo_label']} "
@@ -260,6 +265,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--echo-session", choices=["aiogram", "tsur", "both"], default="aiogram",
                    help="the echo baseline: a bare aiogram bot (aiogram's AiohttpSession, "
                         "the issue's), one on tsur's TsurSession, or both")
+    p.add_argument("--tsur-webhook", choices=["product", "aiogram"], default="product",
+                   help="the PostgreSQL workers' webhook route: tsur's own (as tsur run) or "
+                        "aiogram's SimpleRequestHandler (the bench before 27 Nov 22:20)")
     p.add_argument("--no-sqlite", action="store_true")
     p.add_argument("--no-postgres", action="store_true")
     p.add_argument("--profile", default="", help="directory for cProfile stats of the bots")

@@ -14,9 +14,14 @@ bot is aiogram as shipped: its default ``AiohttpSession`` on
 ``--echo-session tsur`` it uses tsur's ``TsurSession`` (``bots.telegram.make_bot``), to
 compare against aiogram with tsur's request/answer shortcuts too.
 
-``--delivery webhook`` serves aiogram's own ``SimpleRequestHandler`` (the webhook entry
-point, updates handled in the background as aiogram does by default) on 127.0.0.1 with a
-free port; the harness POSTs updates to it, as Telegram would POST to a webhook.
+``--delivery webhook`` serves, on 127.0.0.1 with a free port, tsur's own webhook route
+(``bots.telegram.webhook.setup_telegram_webhook``, as ``tsur run`` in webhook mode: it
+checks the secret header and answers once the update is settled) for tsur, and aiogram's
+own ``SimpleRequestHandler`` (updates handled in the background, answered at once) for
+the echo bot, or for tsur too with ``--tsur-webhook aiogram`` (the bench before 27 Nov
+22:20); the harness POSTs updates to it, as Telegram would POST to a webhook. tsur's
+dispatcher keeps the reply keyboards' labels in SQL (``SqlReplyKeyboards``), as
+``config/channels.py`` wires it.
 
 The process prints ``READY <port>`` on stdout when it serves (port 0 for polling) and
 stops cleanly on SIGTERM. ``--profile`` writes cProfile stats from the end of start-up
@@ -51,6 +56,7 @@ def echo_dispatcher() -> Any:
 
 async def tsur_system(args: argparse.Namespace) -> tuple[Any, Any]:
     from bots.telegram import build_dispatcher
+    from bots.telegram.keyboards import SqlReplyKeyboards
     from config.bootstrap import bootstrap
     from config.settings import Settings
 
@@ -70,7 +76,9 @@ async def tsur_system(args: argparse.Namespace) -> tuple[Any, Any]:
         what_if_recheck(args.what_if_recheck)
     system = bootstrap(settings, classifier=classifier)
     count_on_signal(system.database.engine)
-    return system, build_dispatcher(system.engine)
+    # as config/channels.py wires the product's Telegram channel
+    return system, build_dispatcher(system.engine,
+                                    keyboards=SqlReplyKeyboards(system.database.uow))
 
 
 def count_on_signal(engine: Any) -> None:
@@ -161,7 +169,12 @@ async def webhook(args: argparse.Namespace, dp: Any, stop: asyncio.Event) -> Non
 
     bot = make_bot(args.token, args.api) if args.kind == "tsur" else echo_bot(args)
     app = web.Application()
-    SimpleRequestHandler(dispatcher=dp, bot=bot).register(app, path="/webhook")
+    if args.kind == "tsur" and args.tsur_webhook == "product":
+        from bots.telegram.webhook import setup_telegram_webhook, webhook_secret
+
+        setup_telegram_webhook(app, dp, bot, path="/webhook", secret=webhook_secret(args.token))
+    else:
+        SimpleRequestHandler(dispatcher=dp, bot=bot).register(app, path="/webhook")
     setup_application(app, dp, bot=bot)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -181,6 +194,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--token", required=True)
     p.add_argument("--echo-session", choices=["aiogram", "tsur"], default="aiogram",
                    help="the echo bot's HTTP session: aiogram's default or tsur's TsurSession")
+    p.add_argument("--tsur-webhook", choices=["product", "aiogram"], default="product",
+                   help="tsur's webhook route: its own (as tsur run) or aiogram's "
+                        "SimpleRequestHandler")
     p.add_argument("--db", default="")
     p.add_argument("--data-dir", default="var")
     p.add_argument("--nlu", default="keyword", choices=["keyword", "embedded"])

@@ -84,6 +84,7 @@ class Deployment:
     recorder: Recorder
     procs: list[subprocess.Popen[str]] = field(default_factory=list)
     webhook_urls: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every webhook POST
     session: ClientSession | None = None
     per_step: list[int] = field(default_factory=list)  # replies per dialogue step
     pg_pid: int = 0  # its PostgreSQL server's postmaster, to count the server's CPU
@@ -101,8 +102,8 @@ class Deployment:
         assert self.session is not None
         url = self.webhook_urls[user_id % len(self.webhook_urls)]  # sticky per citizen
         sent_at = time.monotonic()
-        async with self.session.post(url, data=json.dumps(update),
-                                     headers={"Content-Type": "application/json"}) as r:
+        async with self.session.post(url, data=json.dumps(update), headers={
+                "Content-Type": "application/json", **self.headers}) as r:
             if r.status != 200:
                 raise RuntimeError(f"webhook answered {r.status}")
         return sent_at
@@ -159,18 +160,23 @@ def postgres_cpu(postmaster: int) -> float:
 async def start(name: str, kind: str, delivery: str, workers: int, *, db: str = "",
                 data_dir: str = "var", nlu: str = "keyword",
                 profile_dir: str = "", pool_size: int = 0, max_overflow: int = -1,
-                recheck: float = 0.0, echo_session: str = "aiogram") -> Deployment:
+                recheck: float = 0.0, echo_session: str = "aiogram",
+                tsur_webhook: str = "product") -> Deployment:
     tg = FakeTelegram()
     await tg.__aenter__()
     recorder = Recorder()
     tg.world.sent = recorder
     dep = Deployment(name, kind, delivery, workers, tg, recorder,
                      label=f"echo-{echo_session}" if kind == "echo" else kind)
+    if kind == "tsur" and tsur_webhook == "product":
+        from bots.telegram.webhook import SECRET_HEADER, webhook_secret
+
+        dep.headers[SECRET_HEADER] = webhook_secret(tg.token)  # as Telegram sends it
     for i in range(workers):
         cmd = [sys.executable, str(ROOT / "bench" / "intake_bot.py"), "--kind", kind,
                "--delivery", delivery, "--api", tg.base_url, "--token", tg.token,
                "--db", db, "--data-dir", data_dir, "--nlu", nlu,
-               "--echo-session", echo_session]
+               "--echo-session", echo_session, "--tsur-webhook", tsur_webhook]
         if pool_size:
             cmd += ["--db-pool-size", str(pool_size)]
         if max_overflow >= 0:
