@@ -67,6 +67,10 @@ class Conversation:
 class ConversationStore(Protocol):
     async def load(self, channel: str, user_id: str) -> Conversation: ...
 
+    async def peek(self, user_id: str, *channels: str) -> dict[str, Conversation]:
+        """Stored conversations of ``user_id`` by channel, read without a lock."""
+        ...
+
     async def save(self, conversation: Conversation) -> None: ...
 
 

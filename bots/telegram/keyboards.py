@@ -82,13 +82,18 @@ class SqlReplyKeyboards:
             await uow.commit()
 
     async def payload(self, chat_id: str, text: str) -> str | None:
+        # one plain read of both rows: a look-up locks nothing and writes nothing (it runs
+        # for every short text a citizen sends)
         async with self._uow_factory() as uow:
-            found = await uow.conversations.load(CHANNEL, chat_id)
-            labels = (found.data or {}).get("labels") if found.state == STATE else None
-            payload = labels.get(text) if isinstance(labels, dict) else None
-            if not isinstance(payload, str) or found.updated_at is None:
-                return None
-            dialogue = await uow.conversations.load(self._dialogue, chat_id)
-        if dialogue.updated_at is not None and dialogue.updated_at > found.updated_at:
+            rows = await uow.conversations.peek(chat_id, CHANNEL, self._dialogue)
+        found, dialogue = rows.get(CHANNEL), rows.get(self._dialogue)
+        if found is None or found.state != STATE or found.updated_at is None:
+            return None
+        labels = (found.data or {}).get("labels")
+        payload = labels.get(text) if isinstance(labels, dict) else None
+        if not isinstance(payload, str):
+            return None
+        if (dialogue is not None and dialogue.updated_at is not None
+                and dialogue.updated_at > found.updated_at):
             return None  # a later step: the keyboard answered an earlier question
         return payload

@@ -7,6 +7,7 @@ and flushes, never commits: the unit of work decides.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -306,6 +307,16 @@ _LOAD_WITH_CITIZEN = (
     .with_for_update(of=_CONVERSATIONS))
 
 
+@functools.cache
+def _peek(channels: int) -> Any:
+    """A plain read of ``channels`` conversations of one user id: no lock, no citizen
+    (built once per count: an expanding IN would be rendered again on every call)."""
+    return (select(_CONVERSATIONS.c.channel, _CONVERSATIONS.c.state, _CONVERSATIONS.c.data,
+                   _CONVERSATIONS.c.updated_at)
+            .where(_CONVERSATIONS.c.channel.in_([bindparam(f"c{i}") for i in range(channels)]),
+                   _CONVERSATIONS.c.user_id == bindparam("user_id")))
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -346,6 +357,15 @@ class SqlConversationStore:
             return Conversation(channel, user_id, "idle", {}, None)
         # JSON is decoded afresh for each query: edits of the draft alias nothing
         return Conversation(channel, user_id, row.state, row.data or {}, row.updated_at)
+
+    async def peek(self, user_id: str, *channels: str) -> dict[str, Conversation]:
+        """The stored conversations of ``user_id`` on these channels, by channel, in one
+        query: a plain read that neither locks nor inserts (unlike :meth:`load`), for a
+        caller that only looks. A channel without a row is left out."""
+        params = {f"c{i}": channel for i, channel in enumerate(channels)}
+        rows = await self.session.execute(_peek(len(channels)), {**params, "user_id": user_id})
+        return {r.channel: Conversation(r.channel, user_id, r.state, r.data or {},
+                                        r.updated_at) for r in rows}
 
     async def save(self, conversation: Conversation) -> None:
         """Insert or replace; stamps ``updated_at`` with the store's clock."""

@@ -138,6 +138,11 @@ class FakeConversationStore:
         found = self.pending.get(key) or self._store.conversations.get(key)
         return copy.deepcopy(found) if found else Conversation(channel, user_id)
 
+    async def peek(self, user_id: str, *channels: str) -> dict[str, Conversation]:
+        found = {c: self.pending.get((c, user_id)) or self._store.conversations.get((c, user_id))
+                 for c in channels}
+        return {c: copy.deepcopy(v) for c, v in found.items() if v is not None}
+
     async def save(self, conversation: Conversation) -> None:
         # round-trip the draft as JSON would, so non-JSON values fail here as in SQL
         _check_jsonable(conversation.data)

@@ -37,3 +37,15 @@ async def test_a_keyboard_is_seen_by_another_process_until_the_dialogue_moves_on
     await other.shown("501", {"⏭ Skip": "loc:skip"})
     assert await shows.payload("501", "⏭ Skip") == "loc:skip"
     assert await shows.payload("501", "⏭ Пропустить") is None
+
+
+async def test_a_look_up_writes_nothing(db: Database) -> None:
+    keyboards = SqlReplyKeyboards(db.uow)
+    assert await keyboards.payload("601", "ул. Ленина 5") is None  # no keyboard, no dialogue
+    await dialogue_step(db, "602")
+    assert await keyboards.payload("602", "ул. Ленина 5") is None  # a dialogue, no keyboard
+    async with db.uow() as uow:
+        rows = await uow.conversations.peek("601", "tg-keyboard", "telegram")
+        assert rows == {}  # (load() would have inserted a row to lock on PostgreSQL)
+        rows = await uow.conversations.peek("602", "tg-keyboard", "telegram")
+        assert list(rows) == ["telegram"] and rows["telegram"].state == "cmp_muni"
