@@ -157,11 +157,9 @@ class Settings:
             raise ValueError("TSUR_LEADER_LOCK=postgres needs a PostgreSQL TSUR_DATABASE_URL")
         for name in ("telegram_rate", "vk_rate", "outbox_batch", "outbox_lease_seconds",
                      "outbox_retry_seconds", "outbox_retry_max_seconds",
-                     "outbox_max_attempts"):
+                     "outbox_max_attempts", "db_pool_size"):
             if not getattr(settings, name) > 0:
                 raise ValueError(f"TSUR_{name.upper()} must be positive")
-        if settings.db_pool_size < 1:
-            raise ValueError("TSUR_DB_POOL_SIZE must be positive")
         if settings.db_max_overflow < 0:
             raise ValueError("TSUR_DB_MAX_OVERFLOW must be 0 or more")
         if not 0 < settings.leader_check_seconds <= 60:
