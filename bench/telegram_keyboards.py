@@ -42,7 +42,10 @@ async def measure(url: str, calls: int, rounds: int) -> tuple[float, float]:
             async with db.uow() as uow:
                 await uow.conversations.save(Conversation("telegram", str(i), "cmp_addr", {}))
                 await uow.commit()
-        await keyboards.shown("5", {"⏭ Пропустить": "loc:skip"})
+        async with db.uow() as uow:
+            for row in keyboards.keep("5", {"⏭ Пропустить": "loc:skip"}):
+                await uow.conversations.save(row)
+            await uow.commit()
 
         async def look_up(i: int) -> None:
             await keyboards.payload(str(i % CHATS), "ул. Ленина 5")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -24,12 +24,15 @@ from dialogue.nlu import Classifier
 from dialogue.text import clean
 from domain.calendar import WorkingCalendar
 from domain.catalogue import Catalogue
-from domain.ports import UnitOfWork
+from domain.ports import Conversation, UnitOfWork
 from domain.services import get_or_create_citizen
 
 log = logging.getLogger(__name__)
 MAX_NAME = 200  # the citizens.name column; PostgreSQL refuses longer values and NUL
 
+
+# see Engine.handle
+AlsoSave = Callable[[list[OutgoingMessage]], Iterable[Conversation]]
 
 SEEN = "seen"  # conversation data: the last messages handled, to know one redelivered
 SEEN_KEPT = 5
@@ -95,13 +98,20 @@ class Engine:
         self._default_language = default_language
         self.locks = KeyedLocks()
 
-    async def handle(self, msg: IncomingMessage) -> list[OutgoingMessage]:
-        """Process one message from a citizen and return the replies to send."""
+    async def handle(self, msg: IncomingMessage, *,
+                     also_save: AlsoSave | None = None) -> list[OutgoingMessage]:
+        """Process one message from a citizen and return the replies to send.
+
+        :param also_save: given the step's replies, the conversation-store rows a channel
+            keeps about them (the Telegram channel: the labels of a reply keyboard); saved
+            in the step's own unit of work, so they are committed with it or not at all.
+        """
         channel = msg.address.channel.value
         async with self.locks.hold((channel, msg.user_id)):
-            return await self._handle_locked(msg, channel)
+            return await self._handle_locked(msg, channel, also_save)
 
-    async def _handle_locked(self, msg: IncomingMessage, channel: str) -> list[OutgoingMessage]:
+    async def _handle_locked(self, msg: IncomingMessage, channel: str,
+                             also_save: AlsoSave | None) -> list[OutgoingMessage]:
         now = self._clock()
         language = normalize_language(msg.language_hint, self._default_language)
         async with self._uow_factory() as uow:
@@ -125,6 +135,9 @@ class Engine:
                         ctx.data[SEEN] = [*seen[1 - SEEN_KEPT:], mark]
                 conversation.updated_at = now
                 await uow.conversations.save(conversation)
+                if also_save is not None:
+                    for row in also_save(ctx.replies):
+                        await uow.conversations.save(row)
                 await uow.commit()
                 language = normalize_language(citizen.language, self._default_language)
                 return [replace(r, language=language) for r in ctx.replies]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from aiogram import Bot, Dispatcher, Router
@@ -28,6 +29,7 @@ from aiogram.types import CallbackQuery, Message
 from bots.receipt import persisted
 from bots.texts import N_, translate
 from dialogue.messages import IncomingMessage, OutgoingMessage
+from domain.ports import Conversation
 
 from .keyboards import MemoryReplyKeyboards, ReplyKeyboards
 from .messenger import TelegramMessenger
@@ -52,8 +54,11 @@ _GROUPS = (ChatType.GROUP, ChatType.SUPERGROUP)
 class DialogueEngine(Protocol):
     """What the channel needs from the dialogue core."""
 
-    async def handle(self, msg: IncomingMessage) -> list[OutgoingMessage]:
-        """Handle one citizen action and return the replies, in order."""
+    async def handle(self, msg: IncomingMessage, *,
+                     also_save: Callable[[list[OutgoingMessage]], Iterable[Conversation]]
+                     | None = None) -> list[OutgoingMessage]:
+        """Handle one citizen action and return the replies, in order; ``also_save``
+        gives rows to save with the step (see :meth:`dialogue.engine.Engine.handle`)."""
         ...
 
 
@@ -148,12 +153,18 @@ class TelegramChannel:
             log.info("telegram: could not answer /start in group %s: %s", message.chat.id, exc)
 
     async def _converse(self, incoming: IncomingMessage, bot: Bot) -> None:
+        chat_id = incoming.address.chat_id
+
+        def keyboard(replies: list[OutgoingMessage]) -> list[Conversation]:
+            # remembered with the step, before the replies are sent: the citizen cannot
+            # press a button whose label is not remembered yet
+            return self.keyboards.keep(chat_id, _text_buttons_left(replies))
+
         try:
-            replies = await self.engine.handle(incoming)
+            replies = await self.engine.handle(incoming, also_save=keyboard)
         except Exception:  # the engine apologises itself; this is the last line of defence
             log.exception("telegram: the engine failed on a message from %s", incoming.user_id)
             return
-        await self._remember_keyboard(incoming, replies)
         persisted()  # the platform may now be told the update was taken
         messenger = self.messenger(bot)
         for reply in merge_replies(replies):
@@ -165,19 +176,15 @@ class TelegramChannel:
             if not delivered:
                 return  # blocked or gone: the rest would fail the same way
 
-    async def _remember_keyboard(self, incoming: IncomingMessage,
-                                 replies: list[OutgoingMessage]) -> None:
-        """Remember the text buttons of the keyboard the replies leave (none: forget the
-        last one). Before the replies are sent: the citizen cannot press a button whose
-        label is not remembered yet."""
-        labels: dict[str, str] = {}
-        for reply in replies:
-            if reply.request_location:
-                labels = text_buttons(reply)
-        try:
-            await self.keyboards.shown(incoming.address.chat_id, labels)
-        except Exception:  # the replies matter more; a press then comes as its label
-            log.exception("telegram: could not remember the keyboard of %s", incoming.address)
+
+def _text_buttons_left(replies: list[OutgoingMessage]) -> dict[str, str]:
+    """The text buttons (label → payload) of the reply keyboard the replies leave on
+    screen: the last location question's, or none."""
+    labels: dict[str, str] = {}
+    for reply in replies:
+        if reply.request_location:
+            labels = text_buttons(reply)
+    return labels
 
 
 def _maybe_a_label(message: Message, incoming: IncomingMessage) -> bool:

@@ -16,8 +16,9 @@ label typed is the citizen's words again.
 the dialogue itself, so a press after a restart, or one that reaches another webhook
 worker, is still a press. It needs no write to forget: a keyboard is stale once the
 citizen's dialogue conversation was saved after it (the engine saves it on every step,
-in whichever process). :class:`MemoryReplyKeyboards` keeps them in this process and
-forgets a chat's keyboard when the dialogue replies without one.
+in whichever process). Its row is saved in the dialogue step's own unit of work (the
+engine's ``also_save``): no transaction of its own. :class:`MemoryReplyKeyboards` keeps
+them in this process and forgets a chat's keyboard when the dialogue replies without one.
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ MAX_CHATS = 100_000  # chats whose keyboard a process keeps in memory (the oldes
 class ReplyKeyboards(Protocol):
     """Per chat, the labels of the reply keyboard's text buttons and their payloads."""
 
-    async def shown(self, chat_id: str, labels: Mapping[str, str]) -> None:
-        """The dialogue's replies to ``chat_id`` ended with a keyboard of these text
-        buttons (label → payload); empty: with none."""
+    def keep(self, chat_id: str, labels: Mapping[str, str]) -> list[Conversation]:
+        """The dialogue's replies to ``chat_id`` end with a keyboard of these text buttons
+        (label → payload); empty: with none. Returns the conversation-store rows that keep
+        it, for the dialogue step to save in its own unit of work (the engine's
+        ``also_save``): committed with the step, or not at all."""
         ...
 
     async def payload(self, chat_id: str, text: str) -> str | None:
@@ -53,12 +56,13 @@ class MemoryReplyKeyboards:
         self._labels: OrderedDict[str, dict[str, str]] = OrderedDict()
         self._max = max_chats
 
-    async def shown(self, chat_id: str, labels: Mapping[str, str]) -> None:
+    def keep(self, chat_id: str, labels: Mapping[str, str]) -> list[Conversation]:
         self._labels.pop(chat_id, None)
         if labels:
             self._labels[chat_id] = dict(labels)
             while len(self._labels) > self._max:
                 self._labels.popitem(last=False)
+        return []  # kept here, nothing to save
 
     async def payload(self, chat_id: str, text: str) -> str | None:
         return self._labels.get(chat_id, {}).get(text)
@@ -73,13 +77,11 @@ class SqlReplyKeyboards:
         self._uow_factory = uow_factory
         self._dialogue = dialogue
 
-    async def shown(self, chat_id: str, labels: Mapping[str, str]) -> None:
+    def keep(self, chat_id: str, labels: Mapping[str, str]) -> list[Conversation]:
         if not labels:
-            return  # the step saved the dialogue: the last keyboard is stale already
-        async with self._uow_factory() as uow:
-            await uow.conversations.save(Conversation(CHANNEL, chat_id, STATE,
-                                                      {"labels": dict(labels)}))
-            await uow.commit()
+            return []  # the step saves the dialogue: the last keyboard is stale already
+        # saved after the dialogue's row in the same unit, so stamped no earlier than it
+        return [Conversation(CHANNEL, chat_id, STATE, {"labels": dict(labels)})]
 
     async def payload(self, chat_id: str, text: str) -> str | None:
         # one plain read of both rows: a look-up locks nothing and writes nothing (it runs

@@ -17,10 +17,14 @@ can assert both what reached the core and what the citizen saw:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from dialogue.i18n import normalize_language
 from dialogue.messages import Button, IncomingMessage, OutgoingMessage
+from domain.ports import Conversation
+
+AlsoSave = Callable[[list[OutgoingMessage]], Iterable[Conversation]]
 
 MENU = OutgoingMessage(
     "Choose a sector",
@@ -42,10 +46,12 @@ class FakeEngine:
         self.received: list[IncomingMessage] = []
         self.delay = delay
         self.max_concurrent = 0
+        self.also_saved: list[Conversation] = []  # the rows ``also_save`` gave
         self._active = 0
         self._arrived = asyncio.Event()
 
-    async def handle(self, msg: IncomingMessage) -> list[OutgoingMessage]:
+    async def handle(self, msg: IncomingMessage, *,
+                     also_save: AlsoSave | None = None) -> list[OutgoingMessage]:
         self.received.append(msg)
         self._arrived.set()
         self._active += 1
@@ -55,7 +61,10 @@ class FakeEngine:
                 await asyncio.sleep(self.delay)
             # like the real engine, replies are in the citizen's language (here: the hint)
             language = normalize_language(msg.language_hint)
-            return [replace(r, language=language) for r in self._answer(msg)]
+            replies = [replace(r, language=language) for r in self._answer(msg)]
+            if also_save is not None:  # nothing to save them in: they are recorded
+                self.also_saved.extend(also_save(replies))
+            return replies
         finally:
             self._active -= 1
 

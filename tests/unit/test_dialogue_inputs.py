@@ -16,6 +16,7 @@ from dialogue.messages import (
     Location,
 )
 from dialogue.nlu import Suggestion
+from domain.ports import Conversation
 from tests.fakes.dialogue import Chat, ScriptedClassifier, make_engine, photo
 from tests.fakes.memory import MemoryStore
 
@@ -278,3 +279,26 @@ async def test_photo_with_caption_starts_a_complaint_with_the_photo():
         {"ref": "telegram:cap1", "mime": "image/jpeg"}]
     await chat.press("cls:yes")
     assert "Прикреплена 1 фотография" in chat.text
+
+
+async def test_rows_a_channel_keeps_with_a_step_are_committed_with_it_or_not_at_all():
+    store = MemoryStore()
+    classifier = ScriptedClassifier(fail=RuntimeError("model server down"))
+    engine = make_engine(store, classifier)
+    seen: list[list[str]] = []
+
+    def also_save(replies):
+        seen.append([r.text for r in replies])
+        return [Conversation("tg-keyboard", "1001", "keyboard", {"n": len(seen)})]
+
+    def msg(text):
+        return IncomingMessage(Address(Channel.TELEGRAM, "1001"), "1001", text=text)
+
+    replies = await engine.handle(msg("/start"), also_save=also_save)
+    assert seen == [[r.text for r in replies]]  # given the step's own replies
+    assert store.conversations[("tg-keyboard", "1001")].data == {"n": 1}
+    commits = store.commits
+    replies = await engine.handle(msg(TEXT), also_save=also_save)  # the step fails
+    assert "что-то пошло не так" in replies[0].text
+    assert store.conversations[("tg-keyboard", "1001")].data == {"n": 1}  # rolled back
+    assert store.commits == commits
