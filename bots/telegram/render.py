@@ -134,8 +134,10 @@ def inline_keyboard(rows: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarku
     return InlineKeyboardMarkup(inline_keyboard=keyboard) if keyboard else None
 
 
-def _text_rows(rows: tuple[tuple[Button, ...], ...]) -> list[list[Button]]:
-    """The buttons that can be text buttons (see the module doc), in their rows."""
+def _text_rows(rows: tuple[tuple[Button, ...], ...], *,
+               quiet: bool = False) -> list[list[Button]]:
+    """The buttons that can be text buttons (see the module doc), in their rows; the
+    others are logged unless ``quiet`` (:func:`render` logs them, once)."""
     out: list[list[Button]] = []
     seen: set[str] = set()
     for row in rows:
@@ -144,8 +146,9 @@ def _text_rows(rows: tuple[tuple[Button, ...], ...]) -> list[list[Button]]:
             label = button.label
             if not label.strip() or label in seen or len(label) > MAX_TEXT_BUTTON \
                     or label.startswith("/"):
-                log.warning("telegram: dropping text button %r (%r): blank, repeated, "
-                            "too long or a command", label, button.payload)
+                if not quiet:
+                    log.warning("telegram: dropping text button %r (%r): blank, repeated, "
+                                "too long or a command", label, button.payload)
                 continue
             seen.add(label)
             kept.append(button)
@@ -159,7 +162,7 @@ def text_buttons(msg: OutgoingMessage) -> dict[str, str]:
     keyboard (none unless it asks for the location)."""
     if not msg.request_location:
         return {}
-    return {b.label: b.payload for row in _text_rows(msg.buttons) for b in row}
+    return {b.label: b.payload for row in _text_rows(msg.buttons, quiet=True) for b in row}
 
 
 def location_keyboard(language: str = "ru",

@@ -314,6 +314,22 @@ async def test_an_oversized_payload_is_dropped_not_sent(messenger, caplog) -> No
     assert "payload is 82 bytes" in caplog.text
 
 
+def test_a_text_button_that_cannot_be_one_is_dropped_and_logged_once(caplog) -> None:
+    from bots.telegram.channel import _text_buttons_left
+    from bots.telegram.render import render
+
+    msg = OutgoingMessage("Где это?", ((Button("⏭ Skip", "loc:skip"),
+                                        Button("⏭ Skip", "loc:other")),
+                                       (Button("/start", "menu:main"),)), request_location=True)
+    # what the channel remembers, then what it sends: the same buttons
+    assert _text_buttons_left([OutgoingMessage("Категория: дороги."), msg]) == {
+        "⏭ Skip": "loc:skip"}
+    [call] = render(USER, msg, language="en")
+    assert [[b.text for b in row] for row in call.reply_markup.keyboard] == [
+        ["📍 Send location"], ["⏭ Skip"]]
+    assert caplog.text.count("dropping text button") == 2  # two buttons, each once
+
+
 async def test_a_blocked_user_makes_send_return_false(messenger) -> None:
     tg, m = messenger
     tg.block(USER)
