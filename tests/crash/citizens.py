@@ -4,23 +4,31 @@ going across ``kill -9``: each looks at what the bot said last and does what it 
 A step is *acknowledged* when the bot answers it. A step that got no answer because the
 process died is sent again once the bot is back — what a person does — unless the bot's
 last words show it was taken already.
+
+The web chat acknowledges a step itself (an ``ack`` frame once it is persisted and
+answered) and its page sends an unacknowledged step again after a reconnect, unchanged:
+there the citizen waits for the ``ack`` however many kills it takes, and never types a
+step again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from aiohttp import ClientError, ClientSession, FormData, WSMsgType
+from aiohttp import ClientError
 
+# the drivers and the checks, where the suites look for them
+from tests.crash.channels import Driver, Shown
+from tests.crash.channels import TelegramCitizen as TelegramCitizen
+from tests.crash.channels import VkCitizen as VkCitizen
+from tests.crash.channels import WebCitizen as WebCitizen
+from tests.crash.checks import check_citizen as check_citizen
+from tests.crash.checks import complaints_of as complaints_of
 from tests.crash.harness import Trials
-from tests.crash.system import rows
-from tests.fakes.images import png_bytes
 
 KASPIYSK = (42.8816, 47.6389)
 REGISTERED = re.compile(r"№(\S+) зарегистрировано")
@@ -28,175 +36,6 @@ APOLOGY = "что-то пошло не так"
 GRACE = 3.0  # seconds a restarted bot gets to answer a step sent before the kill
 SILENCE = 30.0  # no answer for this long with no kill in between is a failure
 SETTLE = 0.3  # a reply may be several messages: wait this long for more
-
-
-@dataclass(frozen=True)
-class Shown:
-    """A bot message as the citizen sees it."""
-
-    text: str
-    payloads: tuple[str, ...] = ()
-    location: bool = False
-
-
-class Driver(Protocol):
-    channel: str
-    user: str
-
-    def shown(self) -> list[Shown]: ...
-
-    async def connect(self) -> None: ...
-
-    async def text(self, text: str) -> Any: ...
-
-    async def press(self, payload: str) -> Any: ...
-
-    async def photo(self) -> Any: ...
-
-    async def location(self, lat: float, lon: float) -> Any: ...
-
-
-# --- Telegram ------------------------------------------------------------------------------
-
-class TelegramCitizen:
-    channel = "telegram"
-
-    def __init__(self, tg: Any, user: int) -> None:
-        self.tg, self.id, self.user = tg, user, str(user)
-        tg.add_user(user, f"Житель {user}", language_code="ru")
-
-    def shown(self) -> list[Shown]:
-        out = []
-        for m in self.tg.sent_to(self.id):
-            keyboard = (m.reply_markup or {}).get("keyboard") or []
-            out.append(Shown(m.text or m.caption or "",
-                             tuple(b["callback_data"] for row in m.buttons for b in row
-                                   if "callback_data" in b),
-                             any(b.get("request_location") for row in keyboard for b in row)))
-        return out
-
-    async def connect(self) -> None:
-        pass
-
-    async def text(self, text: str) -> Any:
-        return self.tg.send_text(self.id, text)
-
-    async def press(self, payload: str) -> Any:
-        message = next(m for m in reversed(self.tg.sent_to(self.id))
-                       if any(b.get("callback_data") == payload
-                              for row in m.buttons for b in row))
-        return self.tg.press(self.id, message, payload)
-
-    async def photo(self) -> Any:
-        return self.tg.send_photo(self.id)
-
-    async def location(self, lat: float, lon: float) -> Any:
-        return self.tg.send_location(self.id, lat, lon)
-
-
-# --- VK ------------------------------------------------------------------------------------
-
-def _vk_payload(button: dict[str, Any]) -> str | None:
-    raw = button.get("action", {}).get("payload")
-    return json.loads(raw).get("p") if raw else None
-
-
-class VkCitizen:
-    channel = "vk"
-
-    def __init__(self, vk: Any, user: int) -> None:
-        self.vk, self.id, self.user = vk, user, str(user)
-        vk.add_user(user, "Житель", str(user))
-
-    def shown(self) -> list[Shown]:
-        out = []
-        for m in self.vk.sent_to(self.id):
-            buttons = [b for row in m.buttons for b in row]
-            out.append(Shown(m.text, tuple(p for b in buttons if (p := _vk_payload(b))),
-                             any(b["action"].get("type") == "location" for b in buttons)))
-        return out
-
-    async def connect(self) -> None:
-        pass
-
-    async def text(self, text: str) -> Any:
-        return self.vk.send_text(self.id, text)
-
-    async def press(self, payload: str) -> Any:
-        for m in reversed(self.vk.sent_to(self.id)):
-            for b in (b for row in m.buttons for b in row):
-                if _vk_payload(b) != payload:
-                    continue
-                if b["action"]["type"] == "callback":
-                    return self.vk.press(self.id, {"p": payload}, m.conversation_message_id)
-                return self.vk.send_text(self.id, b["action"].get("label", ""),
-                                         payload={"p": payload})
-        raise AssertionError(f"no button {payload} shown to {self.id}")
-
-    async def photo(self) -> Any:
-        return self.vk.send_photo(self.id)
-
-    async def location(self, lat: float, lon: float) -> Any:
-        return self.vk.send_text(self.id, "", geo=(lat, lon))
-
-
-# --- the web chat --------------------------------------------------------------------------
-
-class WebCitizen:
-    """A browser tab: reconnects (same client id) after the server died."""
-
-    channel = "web"
-
-    def __init__(self, base_url: str, client_id: str, http: ClientSession) -> None:
-        self.url, self.user, self.http = base_url, client_id, http
-        self.frames: list[dict[str, Any]] = []
-        self.ws: Any = None
-        self._reader: asyncio.Task[None] | None = None
-
-    def shown(self) -> list[Shown]:
-        return [Shown(f.get("text", ""), tuple(b["payload"] for row in f.get("buttons", [])
-                                               for b in row),
-                      bool(f.get("request_location"))) for f in self.frames]
-
-    async def connect(self) -> None:
-        if self.ws is not None and not self.ws.closed:
-            return
-        self.ws = await self.http.ws_connect(self.url.replace("http", "ws", 1) + "/chat/ws")
-        await self.ws.send_json({"type": "hello", "client_id": self.user, "lang": "ru"})
-        self._reader = asyncio.create_task(self._read(self.ws))
-
-    async def _read(self, ws: Any) -> None:
-        async for msg in ws:
-            if msg.type is WSMsgType.TEXT:
-                frame = json.loads(msg.data)
-                if frame.get("type") == "message":
-                    self.frames.append(frame)
-
-    async def _send(self, frame: dict[str, Any]) -> None:
-        await self.connect()
-        await self.ws.send_json(frame)
-
-    async def text(self, text: str) -> Any:
-        await self._send({"type": "text", "text": text})
-
-    async def press(self, payload: str) -> Any:
-        await self._send({"type": "button", "payload": payload})
-
-    async def photo(self) -> Any:
-        form = FormData()
-        form.add_field("file", png_bytes(), filename="pit.png", content_type="image/png")
-        async with self.http.post(self.url + "/chat/upload", data=form) as resp:
-            upload_id = (await resp.json())["id"]
-        await self._send({"type": "photo", "upload_id": upload_id})
-
-    async def location(self, lat: float, lon: float) -> Any:
-        await self._send({"type": "location", "latitude": lat, "longitude": lon})
-
-    async def close(self) -> None:
-        if self.ws is not None:
-            await self.ws.close()
-        if self._reader is not None:
-            await asyncio.gather(self._reader, return_exceptions=True)
 
 
 # --- the citizen ---------------------------------------------------------------------------
@@ -314,6 +153,8 @@ class Citizen:
     async def _reply(self, before: int, step: Step) -> list[Shown] | None:
         """The bot's answer to ``step``, or None if the bot was killed and, restarted, has
         not answered within :data:`GRACE` seconds."""
+        if self.driver.acks:
+            return await self._acked(before, step)
         sent_at = time.monotonic()
         life = len(self.trials.starts)
         while len(self.driver.shown()) <= before:
@@ -336,47 +177,16 @@ class Citizen:
         return self.driver.shown()[before:]
 
 
-# --- what the database holds ---------------------------------------------------------------
-
-def complaints_of(db: Path, channel: str, user: str) -> list[dict[str, Any]]:
-    found = rows(db, "SELECT c.* FROM complaints c JOIN identities i ON i.citizen_id = "
-                     "c.citizen_id WHERE i.channel = ? AND i.external_id = ?", channel, user)
-    out = []
-    for row in found:
-        complaint = dict(row)
-        complaint["photos"] = [r["ref"] for r in rows(
-            db, "SELECT ref FROM complaint_photos WHERE complaint_id = ? ORDER BY position",
-            complaint["id"])]
-        out.append(complaint)
-    return out
-
-
-def check_citizen(db: Path, c: Citizen, *, replies_may_fail: bool = False) -> list[str]:
-    """What is wrong with what the database holds for citizen ``c``. With
-    ``replies_may_fail`` (the fault suite), a step left unanswered is no failure: the
-    bot's reply may have failed for good and the citizen sent the step again."""
-    who = f"{c.driver.channel}:{c.driver.user}"
-    found = complaints_of(db, c.driver.channel, c.driver.user)
-    problems = []
-    if len(found) > 1:
-        problems.append(f"{who} filed once but has {len(found)} complaints")
-    if c.number is not None and c.number not in [f["number"] for f in found]:
-        problems.append(f"{who} was told №{c.number} but it is not in the database")
-    if (c.number or c.submit_unanswered) and not found:
-        problems.append(f"{who}: the submit was taken (a later press was stale), "
-                        "yet there is no complaint")
-    for f in found:
-        if f["text"] != c.problem or f["municipality"] != "kaspiysk" or f["latitude"] is None:
-            problems.append(f"{who}: complaint {f['number']} lost a step: "
-                            f"{f['text']!r} {f['municipality']} {f['latitude']}")
-        refs = f["photos"]
-        if len(set(refs)) != len(refs):
-            problems.append(f"{who}: the same photo recorded twice: {refs}")
-        if not c.photos(acked=True) <= len(refs) <= c.photos():
-            problems.append(f"{who}: {len(refs)} photos stored, {c.photos()} sent, "
-                            f"{c.photos(acked=True)} acknowledged")
-    if c.silent and not replies_may_fail:
-        problems.append(f"{who}: unanswered with no kill to blame: {c.silent}")
-    if c.apologies:
-        problems.append(f"{who}: the bot apologised {c.apologies} times")
-    return problems
+    async def _acked(self, before: int, step: Step) -> list[Shown] | None:
+        """The bot's answer to ``step`` once the channel acknowledged it (the replies came
+        before the ``ack``), or None — a silent step — if it was not acknowledged within
+        :attr:`patience` of being sent or of the last restart."""
+        sent_at = time.monotonic()
+        while not self.driver.is_acked(step.token):
+            now = time.monotonic()
+            if self.trials.current is not None and self.trials.ready_at \
+                    and now - max(sent_at, self.trials.ready_at[-1]) > self.patience:
+                self.silent.append(step)
+                return None
+            await asyncio.sleep(0.03)
+        return self.driver.shown()[before:]

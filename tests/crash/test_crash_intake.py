@@ -9,6 +9,15 @@ not answer is sent again once it is back. After the last restart:
   the bot acknowledged, and no photo twice (a redelivered update must not record twice);
 - no step went unanswered without a kill to blame, and the bot never apologised.
 
+- the web chat's page (:class:`tests.crash.channels.WebCitizen`) gives every frame an id
+  and keeps it until the server's ``ack``, sending it again after a reconnect: every
+  frame is acknowledged exactly once, every acknowledged photo is in the complaint once,
+  an acknowledged submit left a complaint (:func:`tests.crash.checks.check_web`). At each
+  kill the frames the pages still hold are looked up in the database
+  (``web_in_flight_at_kill``, of which ``web_in_flight_persisted`` the engine had already
+  stored: sent again, they are answered and not recorded twice); the replies a citizen
+  saw twice are those of frames in flight at a kill (``web_answered_twice``).
+
 - no Telegram update went unanswered after Telegram had been told it was taken
   (``tg_confirmed_unhandled == 0``): tsur confirms an update (the next ``getUpdates``
   offset) only once it was handled, so an update interrupted by a kill is handed out
@@ -36,6 +45,7 @@ from typing import Any
 
 from aiohttp import ClientSession, web
 
+from tests.crash.checks import note_web_in_flight, web_counts
 from tests.crash.citizens import (
     Citizen,
     Step,
@@ -79,6 +89,7 @@ async def test_citizens_filing_complaints_lose_nothing_across_kill_9(
 
         trials = Trials(launcher, rng, ready, min_up=0.3, max_up=2.5)
         citizens: list[Citizen] = []
+        trials.after_kill = lambda _trial: note_web_in_flight(db, citizens)
         ids = itertools.count(1)
         stopping = asyncio.Event()
 
@@ -132,7 +143,7 @@ async def test_citizens_filing_complaints_lose_nothing_across_kill_9(
         unanswered=sum(not s.acked for s in steps), tg_redelivered=redelivered,
         tg_confirmed_unhandled=dropped,
         submit_answer_lost=sum(c.submit_unanswered for c in citizens),
-        seconds=round(time.monotonic() - began))
+        **web_counts(citizens), seconds=round(time.monotonic() - began))
     report("crash", line)
     assert dropped == 0, line  # Telegram was told these were taken, and they were not
 
