@@ -81,7 +81,8 @@ def counts(r: load.Result) -> str:
     if not r.messages:
         return ""
     calls = ", ".join(f"{method} {n / r.messages:.2f}" for method, n in r.calls.most_common())
-    text = f"    per update: Bot API calls {r.calls.total() / r.messages:.2f} ({calls})"
+    requests = sum(n for method, n in r.calls.items() if not method.endswith(" answers"))
+    text = f"    per update: Bot API calls {requests / r.messages:.2f} ({calls})"
     if r.sql:
         text += (f"; SQL statements {r.sql['statements'] / r.messages:.2f}, commits "
                  f"{r.sql['commits'] / r.messages:.2f}, thread hops "

@@ -23,7 +23,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ChatType, ParseMode
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import CommandStart
-from aiogram.methods import SendMessage
+from aiogram.methods import AnswerCallbackQuery, SendMessage
 from aiogram.types import CallbackQuery, Message
 
 from bots.receipt import persisted
@@ -42,6 +42,7 @@ from .translate import (
     language_hint,
     pressed_text_button,
 )
+from .webhook_reply import carry
 
 log = logging.getLogger(__name__)
 
@@ -124,22 +125,26 @@ class TelegramChannel:
             return None
 
     async def on_callback(self, query: CallbackQuery, bot: Bot) -> None:
-        # Answered unconditionally and at once: the citizen's spinner stops whatever
-        # happens next, and a slow engine step cannot make the query expire. The answer
-        # travels while the engine works (the step does not wait for its round trip).
-        answer = asyncio.ensure_future(self._answer(query, bot))
+        # Answered unconditionally: the citizen's spinner stops whatever happens next. On a
+        # webhook the answer rides on the webhook's own answer (bots.telegram.webhook_reply),
+        # sent as soon as the step is persisted; else it is a call of its own, made at once
+        # and travelling while the engine works (the step does not wait for its round trip).
+        method = query.answer()
+        answer = None if carry(bot, method) else asyncio.ensure_future(
+            self._answer(query.id, method, bot))
         try:
             incoming = incoming_from_callback(query)
             if incoming is not None:
                 await self._converse(incoming, bot)
         finally:
-            await answer
+            if answer is not None:
+                await answer
 
-    async def _answer(self, query: CallbackQuery, bot: Bot) -> None:
+    async def _answer(self, query_id: str, method: AnswerCallbackQuery, bot: Bot) -> None:
         try:
-            await self.messenger(bot).post(query.answer())
+            await self.messenger(bot).post(method)
         except TelegramAPIError as exc:
-            log.info("telegram: could not answer callback query %s: %s", query.id, exc)
+            log.info("telegram: could not answer callback query %s: %s", query_id, exc)
 
     async def on_group_start(self, message: Message, bot: Bot) -> None:
         lang = language_hint(message.from_user) or "ru"

@@ -18,6 +18,8 @@ instead of the bot long-polling ``getUpdates``. The route:
   checked against the current step instead — are stored with the conversation, whose
   row PostgreSQL locks while a worker handles it, so this holds across several worker
   processes too: ``tests/e2e/test_telegram_webhook_replicas.py``);
+* answers with a Bot API call a handler handed it (:mod:`bots.telegram.webhook_reply`:
+  the answer to a button press), which Telegram then makes: one request fewer;
 * answers 200 even when a handler raises: the error is logged, and Telegram, which
   repeats every update not answered with 2xx, does not retry it forever; but 503 when
   the handler was cancelled (a shutdown), so that the update comes again;
@@ -51,6 +53,7 @@ from bots.receipt import REPLY_GRACE, Receipt, receipt_for
 
 from .channel import ALLOWED_UPDATES, DialogueEngine, build_dispatcher, make_bot
 from .messenger import TelegramMessenger
+from .webhook_reply import open_reply, reset
 
 log = logging.getLogger(__name__)
 
@@ -120,17 +123,22 @@ class TelegramWebhook:
             return web.Response(text="ok")
         receipt = Receipt(grace=REPLY_GRACE if self.background else None)
         self._inflight[uid] = receipt
-        task = receipt_for(self._feed(update), receipt)
+        reply, token = open_reply()  # the handler's task sees it (its context is a copy)
+        try:
+            task = receipt_for(self._feed(update), receipt)
+        finally:
+            reset(token)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         try:
             await receipt.settled.wait()
             if receipt.abandoned:
                 self._recent.discard(uid)
+                reply.close()  # the update comes again, and its call with it
                 return _unavailable()
         finally:
             self._inflight.pop(uid, None)
-        return web.Response(text="ok")
+        return reply.response()
 
     async def _feed(self, update: Update) -> None:
         try:

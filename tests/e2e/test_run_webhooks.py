@@ -84,6 +84,7 @@ async def test_webhook_and_callback_modes_with_the_back_office(tmp_path: Path) -
             async def telegram(update: dict[str, Any], token: str = secret) -> int:
                 async with http.post(f"{base}/telegram/hook", json=update, headers={
                         "X-Telegram-Bot-Api-Secret-Token": token}) as resp:
+                    tg.webhook_answered(resp.status, await resp.text(), resp.content_type)
                     return resp.status
 
             async def vk_event(event: dict[str, Any], secret: str = VK_SECRET) -> str:

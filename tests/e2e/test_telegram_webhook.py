@@ -47,7 +47,9 @@ class Hooked:
             headers["X-Telegram-Bot-Api-Secret-Token"] = secret
         data = raw if raw is not None else json.dumps(body).encode()
         async with self.http.post(self.url, data=data, headers=headers) as resp:
-            return resp.status, await resp.text()
+            text = await resp.text()
+            self.tg.webhook_answered(resp.status, text, resp.content_type)  # as Telegram
+            return resp.status, text
 
 
 Start = Callable[..., Awaitable[Hooked]]
@@ -152,9 +154,16 @@ async def test_an_update_with_the_right_secret_reaches_the_dialogue(hooked: Hook
     datas = {b.get("callback_data") for row in menu.buttons for b in row}
     assert "menu:new" in datas
 
-    assert (await hooked.post(tg.press(USER, menu, "menu:new")))[0] == 200
+    press = tg.press(USER, menu, "menu:new")
+    status, body = await hooked.post(press)
     await tg.wait_for_message(USER, count=2)
-    assert len(tg.callback_answers) == 1  # the press was answered
+    # the press is answered in the webhook's own answer, which Telegram turns into the
+    # call: no request of its own
+    assert status == 200 and json.loads(body) == {
+        "method": "answerCallbackQuery", "callback_query_id": press["callback_query"]["id"]}
+    [answer] = tg.calls_of("answerCallbackQuery")
+    assert answer.via_webhook and answer.status == 200
+    assert list(tg.callback_answers) == [press["callback_query"]["id"]]
 
     assert (await hooked.post(tg.send_text(USER, PROBLEM)))[0] == 200
     classified = await tg.wait_for_message(USER, "ЖКХ")

@@ -77,10 +77,12 @@ async def workers(postgres: PostgresServer) -> AsyncIterator[tuple[FakeTelegram,
             await worker.database.dispose()
 
 
-async def post(http: ClientSession, worker: Worker, update: dict[str, Any]) -> int:
+async def post(tg: FakeTelegram, http: ClientSession, worker: Worker,
+               update: dict[str, Any]) -> int:
     async with http.post(worker.url, data=json.dumps(update),
                          headers={"Content-Type": "application/json",
                                   "X-Telegram-Bot-Api-Secret-Token": SECRET}) as resp:
+        tg.webhook_answered(resp.status, await resp.text(), resp.content_type)
         return resp.status
 
 
@@ -92,11 +94,11 @@ def button(tg: FakeTelegram, data: str) -> Any:
 async def test_the_same_photo_at_two_workers_at_once_is_recorded_once(workers) -> None:
     tg, (a, b) = workers
     async with ClientSession() as http:
-        assert await post(http, a, tg.send_text(USER, PROBLEM)) == 200
-        assert await post(http, b, tg.press(USER, button(tg, "cls:yes"), "cls:yes")) == 200
+        assert await post(tg, http, a, tg.send_text(USER, PROBLEM)) == 200
+        assert await post(tg, http, b, tg.press(USER, button(tg, "cls:yes"), "cls:yes")) == 200
         photo = tg.send_photo(USER)
-        statuses = await asyncio.gather(post(http, a, photo), post(http, b, photo),
-                                        post(http, a, photo))
+        statuses = await asyncio.gather(post(tg, http, a, photo), post(tg, http, b, photo),
+                                        post(tg, http, a, photo))
         assert statuses == [200, 200, 200]
     async with a.database.uow() as uow:
         conversation = await uow.conversations.load("telegram", str(USER))

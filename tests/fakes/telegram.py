@@ -10,15 +10,18 @@ Point the real aiogram ``Bot`` at it::
 
 It validates parameters like the real API (see ``telegram_checks``), records every
 request in ``tg.calls`` and can be told to fail (``block``, ``fail_next``,
-``fault_rate``). Injected updates are served by ``getUpdates`` long polling. Opt-in
-``tg.flood = FloodGate(30, 1)`` (``tests/fakes/flood.py``) enforces the Bot API's rate
-limits: a message over them gets 429 ``retry_after``, counted in ``tg.flood.refused``.
+``fault_rate``). Injected updates are served by ``getUpdates`` long polling; a test that
+POSTs them to a webhook hands the webhook's answer to ``tg.webhook_answered`` (a method
+call in it is made, as Telegram does). Opt-in ``tg.flood = FloodGate(30, 1)``
+(``tests/fakes/flood.py``) enforces the Bot API's rate limits: a message over them gets
+429 ``retry_after``, counted in ``tg.flood.refused``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import time
 from collections.abc import Callable
@@ -217,6 +220,32 @@ class FakeTelegram(TelegramInjector):
         finally:
             self._changed()
         return web.json_response({"ok": True, "result": result})
+
+    def webhook_answered(self, status: int, body: str, content_type: str = "") -> None:
+        """What Telegram does with a webhook's answer (the caller POSTed an update to the
+        bot's webhook and got this): a 2xx JSON object naming a ``method`` is that call,
+        made as if requested (recorded in ``calls``, as ``via_webhook``). Its result goes
+        nowhere, as at Telegram, so a failing call is only recorded with its status."""
+        if not 200 <= status < 300 or not content_type.startswith("application/json"):
+            return
+        try:
+            params = json.loads(body)
+        except ValueError:
+            return
+        if not isinstance(params, dict) or not isinstance(params.get("method"), str):
+            return
+        method = params.pop("method")
+        call = Call(method, params, time.monotonic(), via_webhook=True)
+        self.calls.append(call)
+        try:
+            handler = METHODS.get(method.lower())
+            if handler is None or method.lower() == "getupdates":
+                raise ApiError(404, "Not Found")
+            handler(self.world, params, {})
+        except ApiError as error:
+            call.status = error.code
+        finally:
+            self._changed()
 
     @staticmethod
     def _drop(request: web.Request) -> web.StreamResponse:

@@ -21,6 +21,7 @@ class Call:
     time: float
     files: dict[str, bytes] = field(default_factory=dict)
     status: int = 200  # what the fake answered; 0 = connection dropped
+    via_webhook: bool = False  # made by Telegram from a webhook's answer, not requested
 
 
 @dataclass

@@ -1,0 +1,74 @@
+"""A Bot API call carried by the answer to a webhook request.
+
+Telegram lets a bot answer a webhook update with one method call instead of a bare 200:
+the response body (JSON) names the method in ``method`` and carries its parameters, and
+Telegram makes the call ("Making requests when getting updates" in the Bot API docs). Its
+result is never known, so only a call whose failure costs nothing goes this way: the
+answer to a button press (``answerCallbackQuery``), which only stops the spinner on the
+citizen's button. In webhook mode that is one HTTP request to Telegram fewer for every
+press (:mod:`bots.telegram.webhook` answers the update once it is settled, a few
+milliseconds after the press was read).
+
+The webhook route opens a :class:`WebhookReply` for each update it hands to the dispatcher;
+a handler offers its call with :func:`carry` and makes the call itself when that returns
+``False`` (polling, a second call, or the route has answered already).
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Any
+
+from aiogram import Bot
+from aiogram.methods import TelegramMethod
+from aiohttp import web
+
+from .session import json_params
+
+_CURRENT: ContextVar[WebhookReply | None] = ContextVar("tsur_webhook_reply", default=None)
+
+
+class WebhookReply:
+    """The answer to one webhook request: ``ok``, or at most one method call."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] | None = None
+        self.closed = False
+
+    def offer(self, bot: Bot, method: TelegramMethod[Any]) -> bool:
+        if self.closed or self.params is not None:
+            return False
+        params = json_params(bot, method)
+        if params is None:  # an upload, or a bot not on tsur's session
+            return False
+        self.params = {"method": method.__api_method__, **params}
+        return True
+
+    def response(self) -> web.Response:
+        """The answer to send (the call, if one was offered); nothing can be offered after."""
+        self.closed = True
+        if self.params is None:
+            return web.Response(text="ok")
+        return web.json_response(self.params)
+
+    def close(self) -> None:
+        """Answered otherwise (an error status): an offered call is dropped."""
+        self.closed = True
+
+
+def open_reply() -> tuple[WebhookReply, Any]:
+    """A reply for the update about to be handled, current in this context (copy the
+    context for the handler's task after this); returns it and the token to reset."""
+    reply = WebhookReply()
+    return reply, _CURRENT.set(reply)
+
+
+def reset(token: Any) -> None:
+    _CURRENT.reset(token)
+
+
+def carry(bot: Bot, method: TelegramMethod[Any]) -> bool:
+    """Offer ``method`` to the webhook answer of the update being handled: ``True`` if it
+    goes there (Telegram makes the call), ``False`` if the caller must make it."""
+    reply = _CURRENT.get()
+    return reply is not None and reply.offer(bot, method)
