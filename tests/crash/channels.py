@@ -184,6 +184,7 @@ class WebCitizen:
         # frame id → (the connection it was last sent on, whether the engine had persisted
         # it) for frames sent and not acknowledged when the server was killed
         self.at_kill: dict[str, tuple[int, bool]] = {}
+        self.tags: dict[str, str] = {}  # frame type → id prefix (a test picks frames out)
         self.connections = 0
         self.ws: Any = None
         self.online = asyncio.Event()
@@ -255,7 +256,7 @@ class WebCitizen:
     async def _send(self, frame: dict[str, Any]) -> str:
         self._seq += 1
         now = int(time.time() * 1000)
-        frame_id = f"{_base36(now)}-{self._seq}"
+        frame_id = f"{self.tags.get(frame['type'], '')}{_base36(now)}-{self._seq}"
         data = json.dumps(frame | {"id": frame_id, "sent_at": now})
         self.pending[frame_id] = data
         self.sent[frame_id] = []

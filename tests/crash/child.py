@@ -8,6 +8,25 @@ from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+HOLD_ACKS = "CRASH_WEB_HOLD_ACKS"  # in a trial's env: hold acks of frames with this id prefix
+
+
+def _hold_acks(prefix: str) -> None:
+    """The web chat never sends the ``ack`` of a frame whose id starts with ``prefix``:
+    it stops right before, the frame persisted and answered, until the process is
+    killed (the window a real kill hits only by chance)."""
+    import asyncio
+
+    from bots.web import server
+
+    ack = server._ack
+
+    async def held(ws: object, frame_id: str | None) -> None:
+        if frame_id is not None and frame_id.startswith(prefix):
+            await asyncio.Event().wait()
+        await ack(ws, frame_id)  # type: ignore[arg-type]
+
+    server._ack = held  # type: ignore[assignment]
 
 
 def run_tsur(env: dict[str, str], log_path: str, lease_seconds: float | None,
@@ -48,6 +67,8 @@ def run_tsur(env: dict[str, str], log_path: str, lease_seconds: float | None,
         from notifications.broadcasts import BroadcastService
 
         BroadcastService.__init__.__kwdefaults__["batch_size"] = broadcast_batch
+    if env.get(HOLD_ACKS):
+        _hold_acks(env[HOLD_ACKS])
     from config.cli import main
 
     code = main(["run"])

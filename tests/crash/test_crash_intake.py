@@ -46,6 +46,7 @@ from typing import Any
 from aiohttp import ClientSession, web
 
 from tests.crash.checks import note_web_in_flight, web_counts
+from tests.crash.child import HOLD_ACKS
 from tests.crash.citizens import (
     Citizen,
     Step,
@@ -56,7 +57,14 @@ from tests.crash.citizens import (
     complaints_of,
 )
 from tests.crash.fakes import HoldingTelegram, RecordingTelegram, RecordingVK
-from tests.crash.harness import TRIALS, Trials, seed_from_env, summary_line, tracebacks
+from tests.crash.harness import (
+    TRIALS,
+    Trials,
+    seed_from_env,
+    summary_line,
+    tracebacks,
+    wait_until,
+)
 from tests.crash.launcher import Launcher, Tsur
 from tests.crash.report import report
 from tests.crash.system import free_port, other_process, rows, tsur_env
@@ -149,21 +157,22 @@ async def test_citizens_filing_complaints_lose_nothing_across_kill_9(
 
 
 @asynccontextmanager
-async def _restartable(tmp_path: Path, fork_server, *, tg: Any = None,
-                       vk: Any = None) -> AsyncIterator[Trials]:
+async def _restartable(tmp_path: Path, fork_server, *, tg: Any = None, vk: Any = None,
+                       port: int | None = None) -> AsyncIterator[Trials]:
     """tsur on a fresh data directory (migrated by another process first), for a test to
-    start, kill and start again against the fake ``tg`` or ``vk``."""
+    start, kill and start again against the fake ``tg`` or ``vk`` (neither: the web chat
+    only, on ``port``)."""
     data = tmp_path / "var"
     async with other_process(data):
         pass
-    launcher = Launcher(fork_server, tsur_env(data, free_port(), tg=tg, vk=vk),
+    launcher = Launcher(fork_server, tsur_env(data, port or free_port(), tg=tg, vk=vk),
                         tmp_path / "logs")
 
     async def ready(tsur: Tsur) -> None:
         if tg is not None:
             await tg.wait_for(lambda: any(c.time >= tsur.started
                                           for c in tg.calls_of("getUpdates")), 60)
-        else:
+        elif vk is not None:
             await vk.wait_for(lambda: any(t >= tsur.started for t in vk.polls), 60)
 
     try:
@@ -298,3 +307,39 @@ async def test_a_vk_message_unanswered_at_a_kill_is_handed_out_again(
                                    "AND user_id = ?", driver.user)
     assert len(state) == 1 and PROBLEM.format(n=2) in state[0]["data"]
 
+
+
+async def test_a_web_photo_stored_but_not_acknowledged_at_a_kill_is_recorded_once(
+        tmp_path: Path, fork_server) -> None:
+    """The server stored a photo frame and sent its reply, and was killed before the
+    ``ack``: the page sends the frame again after the restart, and the engine, which knows
+    it by its time stamp and content, answers it without recording the photo twice."""
+    db = tmp_path / "var" / "tsur.db"
+    port = free_port()
+    async with ClientSession() as http, _restartable(tmp_path, fork_server,
+                                                     port=port) as trials:
+        trials.launcher.env[HOLD_ACKS] = "held-"
+        driver = WebCitizen(f"http://127.0.0.1:{port}", "crash-web-held-photo", http)
+        driver.tags = {"photo": "held-"}
+        citizen = Citizen(driver, trials, PROBLEM.format(n=3))
+        await trials.start()
+        filing = asyncio.create_task(citizen.run())
+        try:
+            await wait_until(lambda: any("Прикреплена 1 фотография" in m.text
+                                         for m in driver.shown()), 30, "the photo's reply")
+            [held] = driver.pending
+            await trials.kill()
+            note_web_in_flight(db, [citizen])
+            del trials.launcher.env[HOLD_ACKS]
+            tsur = await trials.start()
+            await asyncio.wait_for(filing, 60)
+        finally:
+            filing.cancel()
+            await driver.close()
+        assert await tsur.stop() == 0
+    assert driver.at_kill == {held: (1, True)}  # stored before the kill, not acknowledged
+    assert driver.sent[held] == [1, 2] and driver.answered[held] == {1, 2}
+    assert driver.acks_of[held] == [2]
+    assert check_citizen(db, citizen) == []
+    [complaint] = complaints_of(db, "web", driver.user)
+    assert complaint["photos"] == [f"web:{driver.uploads[held]}"]
