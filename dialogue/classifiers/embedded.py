@@ -13,7 +13,9 @@ When every training example carries a category (the shipped model), ``P(sector)`
 the sector head with the category head summed per sector (``Model.blend``): two views of
 the same few examples, which generalise better to real appeals than either alone. A model
 trained on a region's sector-only CSV uses the sector head alone (``blend = 0``), since
-its category head has not seen the region's texts.
+its category head has not seen the region's texts; such a model adds instead a vote of the
+region's nearest training texts (``Model.neighbours``, see
+:mod:`dialogue.classifiers.neighbours`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from dialogue.classifiers.neighbours import Neighbours
 from dialogue.classifiers.text import normalize, prepare
 from dialogue.nlu import Suggestion
 
@@ -65,13 +68,19 @@ class Model:
     """A fitted model: the shared features and the two heads.
 
     ``sector_head.classes_`` are sector slugs; ``category_head.classes_`` are
-    ``"<sector>.<category>"`` intents.
+    ``"<sector>.<category>"`` intents. ``neighbours``, when set, mixes a vote of the nearest
+    training texts into ``P(sector)``.
     """
 
     features: Any
     sector_head: Any
     category_head: Any
     blend: float = 0.0
+    neighbours: Neighbours | None = None
+
+    def _neighbours(self) -> Neighbours | None:
+        # a model saved before the vote existed unpickles without the slot
+        return getattr(self, "neighbours", None)
 
     def predict(self, texts: Sequence[str]) -> list[list[tuple[str, str, float]]]:
         """For each text, every category as ``(sector, category, probability)``, best first."""
@@ -83,9 +92,13 @@ class Model:
         column = {s: i for i, s in enumerate(sectors)}
         owner = np.array([column.get(s, -1) for s, _ in intents])
         known = owner >= 0
+        neighbours = self._neighbours()
+        near = neighbours.similarities(x) if neighbours else None
         results = []
-        for ps, pc in zip(p_sector, p_category, strict=True):
+        for i, (ps, pc) in enumerate(zip(p_sector, p_category, strict=True)):
             ps = _blend(ps, pc, owner, known, self.blend)
+            if neighbours is not None and near is not None:
+                ps = neighbours.mix(ps, near[i])
             # renormalise the category head inside each sector, then scale by P(sector)
             mass = np.zeros(len(sectors))
             np.add.at(mass, owner[known], pc[known])
@@ -101,17 +114,22 @@ class Model:
 
     def sector_probabilities(self, texts: Sequence[str]) -> list[dict[str, float]]:
         """For each text, ``{sector: probability}`` (the sector head, blended with the
-        category head summed per sector when ``blend`` > 0)."""
+        category head summed per sector when ``blend`` > 0, mixed with the neighbours' vote
+        when the model has one)."""
         x = self.features.transform([prepare(t) for t in texts])
         sectors = [str(s) for s in self.sector_head.classes_]
         column = {s: i for i, s in enumerate(sectors)}
         owner = np.array([column.get(str(c).split(".", 1)[0], -1)
                           for c in self.category_head.classes_])
         p_category = self.category_head.predict_proba(x) if self.blend else None
+        neighbours = self._neighbours()
+        near = neighbours.similarities(x) if neighbours else None
         rows = []
         for i, ps in enumerate(self.sector_head.predict_proba(x)):
             if p_category is not None:
                 ps = _blend(ps, p_category[i], owner, owner >= 0, self.blend)
+            if neighbours is not None and near is not None:
+                ps = neighbours.mix(ps, near[i])
             rows.append(dict(zip(sectors, map(float, ps), strict=True)))
         return rows
 
@@ -185,6 +203,7 @@ class _Fast:
         self.owner = np.array([column.get(s, -1) for s, _ in self.intents])
         self.known = self.owner >= 0
         self.blend = model.blend
+        self.neighbours = model._neighbours()
 
     def _word_indices(self, prepared: str) -> list[int]:
         vocabulary = self.words_vocabulary
@@ -217,17 +236,16 @@ class _Fast:
         values = (1.0 + np.log(counts)) * idf[unique]
         return unique, values / (np.sqrt(values @ values) or 1.0)
 
-    def vector(self, prepared: str) -> tuple[np.ndarray, np.ndarray]:
+    def rank(self, prepared: str) -> list[tuple[str, str, float]]:
         wi, wv = self._tfidf(self._word_indices(prepared), self.words_idf)
         ci, cv = self._tfidf(self._char_indices(prepared), self.chars_idf)
-        return (np.concatenate([wi, ci + self.chars_offset]),
-                np.concatenate([wv * self.words_weight, cv * self.chars_weight]))
-
-    def rank(self, prepared: str) -> list[tuple[str, str, float]]:
-        idx, val = self.vector(prepared)
+        idx = np.concatenate([wi, ci + self.chars_offset])
+        val = np.concatenate([wv * self.words_weight, cv * self.chars_weight])
         ps, pc = self.sector.proba(idx, val), self.category.proba(idx, val)
         known = self.known
         ps = _blend(ps, pc, self.owner, known, self.blend)
+        if self.neighbours is not None:
+            ps = self.neighbours.mix(ps, self.neighbours.similarities_one(wi, wv, ci, cv))
         mass = np.zeros(len(self.sectors))
         np.add.at(mass, self.owner[known], pc[known])
         within = np.where(known, pc / np.where(mass[self.owner] > 0, mass[self.owner], 1.0), 0.0)

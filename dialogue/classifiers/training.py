@@ -25,6 +25,7 @@ import numpy as np
 import yaml
 
 from dialogue.classifiers.embedded import EmbeddedClassifier, Model, build_features
+from dialogue.classifiers.neighbours import Neighbours
 from dialogue.classifiers.text import prepare
 
 Example = tuple[str, str, str | None]
@@ -88,10 +89,12 @@ def data_hash(examples: Sequence[Example]) -> str:
 
 
 def fit(examples: Sequence[Example], *, class_weight: str | None = "balanced",
-        sample_weight: Sequence[float] | None = None) -> Model:
+        sample_weight: Sequence[float] | None = None, neighbours: bool = False) -> Model:
     """Fit the features and both heads. Every example trains the sector head; those with a
     category also train the category head. Needs at least two sectors and two categories.
-    ``sample_weight``, one per example, scales each example's loss."""
+    ``sample_weight``, one per example, scales each example's loss. With ``neighbours`` the
+    model also keeps the examples for a nearest-neighbour vote on the sector
+    (:mod:`dialogue.classifiers.neighbours`)."""
     from sklearn.linear_model import LogisticRegression  # lbfgs is 5-10x slower here
 
     prepared = [prepare(text) for text, _, _ in examples]
@@ -108,16 +111,25 @@ def fit(examples: Sequence[Example], *, class_weight: str | None = "balanced",
                       sample_weight=None if weights is None else weights[rows])
     # blend the heads only when the category head has seen every text (see embedded.py)
     blend = BLEND if len(rows) == len(examples) else 0.0
-    return Model(features, sector_head, category_head, blend)
+    near = None
+    if neighbours:
+        column = {str(s): i for i, s in enumerate(sector_head.classes_)}
+        words = features.transformer_list[0][1]
+        near = Neighbours.build(x, np.array([column[sector] for _, sector, _ in examples]),
+                                len(column), len(words.vocabulary_),
+                                float((features.transformer_weights or {}).get("chars", 1.0)))
+    return Model(features, sector_head, category_head, blend, near)
 
 
 def fit_region(shipped: Sequence[Example], region: Sequence[Example]) -> Model:
     """:func:`fit` on the shipped examples and a region's own labelled examples (its CSV,
-    operators' reclassifications), the shipped ones weighted :data:`SHIPPED_WEIGHT`."""
+    operators' reclassifications), the shipped ones weighted :data:`SHIPPED_WEIGHT`; the
+    model keeps all of them for the nearest-neighbour vote (measured: +0.009 macro-F1 on a
+    region's unseen appeals, see :mod:`dialogue.classifiers.neighbours`)."""
     if not region:
         return fit(shipped)
     weights = [SHIPPED_WEIGHT] * len(shipped) + [1.0] * len(region)
-    return fit([*shipped, *region], sample_weight=weights)
+    return fit([*shipped, *region], sample_weight=weights, neighbours=True)
 
 
 def gather(data_csv: Path | None = None, extra_examples: Iterable[Example] = ()) -> list[Example]:

@@ -4,11 +4,12 @@ seen, calibrated and ranked confidences, garbage input, save/load and the fast p
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import numpy as np
 import pytest
 
-from dialogue.classifiers.embedded import EmbeddedClassifier
+from dialogue.classifiers.embedded import EmbeddedClassifier, Model
 from dialogue.classifiers.training import fit, load, load_nlu_yaml, read_meta, train
 from dialogue.nlu import Suggestion
 from domain.catalogue import load_catalogue
@@ -119,11 +120,18 @@ def test_extra_examples_teach_a_new_phrase(tmp_path) -> None:
         "traffic_lights"
 
 
-def test_region_csv_with_sectors_only_trains_the_sector_head(tmp_path) -> None:
+@pytest.fixture(scope="module")
+def region_model(tmp_path_factory) -> Model:
+    """Trained (and saved and loaded) with a region's CSV of sectors only."""
+    tmp_path = tmp_path_factory.mktemp("region")
     csv = tmp_path / "region.csv"
     csv.write_text("text,sector\n" + "".join(f"шлагбаум номер {i} сломан,other\n"
                                              for i in range(20)), encoding="utf-8")
-    model = load(train(csv, tmp_path / "m")).model
+    return load(train(csv, tmp_path / "m")).model
+
+
+def test_region_csv_with_sectors_only_trains_the_sector_head(region_model: Model) -> None:
+    model = region_model
     assert model.sector_probabilities(["шлагбаум сломан"])[0]["other"] > 0.5
     # categories still come from the shipped examples only
     assert len(model.category_head.classes_) == INTENTS
@@ -131,8 +139,37 @@ def test_region_csv_with_sectors_only_trains_the_sector_head(tmp_path) -> None:
     assert model.blend == 0.0
 
 
+def test_region_model_mixes_in_the_vote_of_its_nearest_training_texts(
+        region_model: Model) -> None:
+    near = region_model.neighbours
+    assert near is not None and near.rows.shape[0] == len(load_nlu_yaml()) + 20
+    text = "шлагбаум номер 3 сломан"  # a region row: its nearest rows are the region's
+    heads_only = dataclasses.replace(region_model, neighbours=None)
+    p_heads = heads_only.sector_probabilities([text])[0]
+    p_mixed = region_model.sector_probabilities([text])[0]
+    assert sum(p_mixed.values()) == pytest.approx(1.0)
+    assert p_mixed["other"] > p_heads["other"]
+    assert p_mixed["other"] == pytest.approx((1 - near.weight) * p_heads["other"]
+                                             + near.weight, abs=0.02)
+    # the fast path mixes the same vote in
+    for probe in (text, "во дворе шлагбаум не открывается", "нет воды третий день"):
+        slow, fast = region_model.predict([probe])[0], region_model.predict_one(probe)
+        assert [(s, c) for s, c, _ in slow[:5]] == [(s, c) for s, c, _ in fast[:5]]
+        assert np.allclose([p for *_, p in slow], [p for *_, p in fast])
+
+
+def test_a_text_like_no_training_text_keeps_the_heads_probabilities(
+        region_model: Model) -> None:
+    near = region_model.neighbours
+    assert near is not None
+    ps = np.full(near.sectors, 1 / near.sectors)
+    assert near.vote(np.zeros(near.rows.shape[0])) is None
+    assert near.mix(ps, np.zeros(near.rows.shape[0])) is ps
+
+
 def test_shipped_model_blends_both_heads(classifier: EmbeddedClassifier) -> None:
     assert 0.0 < classifier.model.blend < 1.0
+    assert classifier.model.neighbours is None  # the vote lowered the shipped model's F1
     for row in classifier.model.sector_probabilities([t for t, _ in HELD_OUT[:5]]):
         assert sum(row.values()) == pytest.approx(1.0)
 
