@@ -36,6 +36,8 @@ AlsoSave = Callable[[list[OutgoingMessage]], Iterable[Conversation]]
 
 SEEN = "seen"  # conversation data: the last messages handled, to know one redelivered
 SEEN_KEPT = 5
+ANSWERED = "answered"  # conversation data: the replies to the last of them, to give again
+MAX_ANSWER_CHARS = 20_000  # longer replies are not kept: a repeat gets the step's question
 
 
 def fingerprint(msg: IncomingMessage) -> list[Any] | None:
@@ -50,6 +52,25 @@ def fingerprint(msg: IncomingMessage) -> list[Any] | None:
     location = [msg.location.latitude, msg.location.longitude] if msg.location else None
     return [msg.received_at.isoformat(), msg.text, msg.payload,
             [a.ref for a in msg.attachments], location]
+
+
+def _kept_answer(replies: list[OutgoingMessage]) -> list[dict[str, Any]] | None:
+    """The replies as stored with the conversation, or ``None`` when they are too long to
+    be worth a copy there (a summary quoting a long complaint)."""
+    if sum(len(r.text) for r in replies) > MAX_ANSWER_CHARS:
+        return None
+    return [r.to_json() for r in replies]
+
+
+def _answer_to(data: dict[str, Any]) -> list[OutgoingMessage] | None:
+    """The replies kept for the last message handled, if they were kept."""
+    kept = data.get(ANSWERED)
+    if not isinstance(kept, list):
+        return None
+    try:
+        return [OutgoingMessage.from_json(r) for r in kept]
+    except (KeyError, TypeError, ValueError, AttributeError):  # an older or damaged row
+        return None
 
 
 class KeyedLocks:
@@ -124,15 +145,23 @@ class Engine:
                 ctx = Context(msg, uow, citizen, conversation, self._deps, now,
                               get_translator(language), PROMPTS)
                 mark = fingerprint(msg)
-                seen = list((conversation.data or {}).get(SEEN, ()))
+                data = conversation.data or {}
+                seen = list(data.get(SEEN, ()))
                 if mark is not None and mark in seen:
                     # handled before the process died, and handed out again: answer, but
-                    # do not record it twice (a photo, details added to a complaint)
-                    await ctx.prompt()
+                    # do not record it twice (a photo, details added to a complaint); the
+                    # last one gets its own answer again (a submit: the number), an older
+                    # one the question of the step the dialogue is at
+                    again = _answer_to(data) if mark == seen[-1] else None
+                    if again is None:
+                        await ctx.prompt()
+                    else:
+                        ctx.replies.extend(again)
                 else:
                     await dispatch(ctx)
                     if mark is not None:  # after dispatch: a finished step clears the data
                         ctx.data[SEEN] = [*seen[1 - SEEN_KEPT:], mark]
+                        ctx.data[ANSWERED] = _kept_answer(ctx.replies)
                 conversation.updated_at = now
                 await uow.conversations.save(conversation)
                 if also_save is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class Channel(StrEnum):
@@ -98,3 +99,33 @@ class OutgoingMessage:
 
     def all_buttons(self) -> list[Button]:
         return [b for row in self.buttons for b in row]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON object of everything but ``language`` (stored by the outbox, and by the
+        engine for the answer it may have to give again); :meth:`from_json` reads it."""
+        payload: dict[str, Any] = {"text": self.text}
+        if self.buttons:
+            payload["buttons"] = [[{"label": b.label, "payload": b.payload} for b in row]
+                                  for row in self.buttons]
+        if self.attachments:
+            payload["attachments"] = [{"kind": a.kind.value, "ref": a.ref, "mime": a.mime,
+                                       "name": a.name} for a in self.attachments]
+        if self.request_location:
+            payload["request_location"] = True
+        if self.remove_keyboard:
+            payload["remove_keyboard"] = True
+        return payload
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> OutgoingMessage:
+        """The message :meth:`to_json` stored (in the default language)."""
+        return cls(
+            text=str(payload.get("text", "")),
+            buttons=tuple(tuple(Button(b["label"], b["payload"]) for b in row)
+                          for row in payload.get("buttons", ())),
+            attachments=tuple(Attachment(AttachmentKind(a["kind"]), a["ref"],
+                                         a.get("mime", ""), a.get("name", ""))
+                              for a in payload.get("attachments", ())),
+            request_location=bool(payload.get("request_location", False)),
+            remove_keyboard=bool(payload.get("remove_keyboard", False)),
+        )

@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 from dialogue.i18n import normalize_language
 from dialogue.messages import Attachment, AttachmentKind, Button, OutgoingMessage
 from domain.broadcast import Broadcast
-from notifications.outbox import to_payload
 from notifications.texts import N_, translate
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -48,9 +47,9 @@ def broadcast_message(broadcast: Broadcast, language: str) -> OutgoingMessage:
 
 
 def broadcast_payload(broadcast: Broadcast, language: str) -> dict[str, Any]:
-    """The outbox payload (see :func:`notifications.outbox.to_payload`)."""
+    """The outbox payload (see :meth:`OutgoingMessage.to_json`)."""
     msg = broadcast_message(broadcast, language)
-    return {**to_payload(msg), "language": msg.language}
+    return {**msg.to_json(), "language": msg.language}
 
 
 def parse_moscow(text: str) -> datetime:

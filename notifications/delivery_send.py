@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from dialogue.messages import OutgoingMessage
 from domain.ports import OutboxMessage, OutboxStatus
 from notifications.delivery_batch import Outcome, batch_key
 from notifications.messenger import Messenger, RetryAfter, SendResult, TransientError
-from notifications.outbox import address_of, message_of
+from notifications.outbox import address_of
 
 log = logging.getLogger("notifications.delivery")
 
@@ -53,8 +54,9 @@ class Sending:
         """Send one claimed message and record the outcome (marked at the next flush)."""
         assert message.id is not None
         try:
-            result = await self.messenger.send(address_of(message), message_of(message.payload),
-                                               key=message.dedup_key)
+            result = await self.messenger.send(
+                address_of(message), OutgoingMessage.from_json(message.payload),
+                key=message.dedup_key)
         except Exception as exc:
             self._record(await self._failed(message, token, exc))
         else:
@@ -65,7 +67,8 @@ class Sending:
         send_many = self.messenger.send_many  # type: ignore[attr-defined]
         try:
             results = await send_many([address_of(m) for m in unit],
-                                      message_of(unit[0].payload), key=batch_key(unit))
+                                      OutgoingMessage.from_json(unit[0].payload),
+                                      key=batch_key(unit))
         except Exception as exc:
             self._record(*[await self._failed(m, token, exc, pause=index == 0)
                            for index, m in enumerate(unit)])

@@ -1,4 +1,5 @@
-"""Outbox messages from the dialogue's point of view: ``OutgoingMessage`` ⇄ JSON payload.
+"""Outbox messages from the dialogue's point of view (a payload is
+:meth:`OutgoingMessage.to_json <dialogue.messages.OutgoingMessage.to_json>`).
 
 The outbox itself (:class:`~domain.ports.Outbox`, :class:`~domain.ports.OutboxMessage`)
 is a domain port, because the unit of work carries it and ``domain/`` must not import
@@ -9,20 +10,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
-from dialogue.messages import (
-    Address,
-    Attachment,
-    AttachmentKind,
-    Button,
-    Channel,
-    OutgoingMessage,
-)
+from dialogue.messages import Address, Channel, OutgoingMessage
 from domain.ports import Outbox, OutboxMessage, OutboxStatus
 
 __all__ = ["Kind", "Outbox", "OutboxMessage", "OutboxStatus", "Priority", "address_of",
-           "message_of", "new_message", "to_payload"]
+           "new_message"]
 
 
 class Kind(StrEnum):
@@ -40,35 +33,6 @@ class Priority:
     STATUS = 20
 
 
-def to_payload(msg: OutgoingMessage) -> dict[str, Any]:
-    payload: dict[str, Any] = {"text": msg.text}
-    if msg.buttons:
-        payload["buttons"] = [[{"label": b.label, "payload": b.payload} for b in row]
-                              for row in msg.buttons]
-    if msg.attachments:
-        payload["attachments"] = [{"kind": a.kind.value, "ref": a.ref, "mime": a.mime,
-                                   "name": a.name} for a in msg.attachments]
-    if msg.request_location:
-        payload["request_location"] = True
-    if msg.remove_keyboard:
-        payload["remove_keyboard"] = True
-    return payload
-
-
-def message_of(payload: dict[str, Any]) -> OutgoingMessage:
-    """The ``OutgoingMessage`` stored by :func:`to_payload`."""
-    return OutgoingMessage(
-        text=str(payload.get("text", "")),
-        buttons=tuple(tuple(Button(b["label"], b["payload"]) for b in row)
-                      for row in payload.get("buttons", ())),
-        attachments=tuple(Attachment(AttachmentKind(a["kind"]), a["ref"], a.get("mime", ""),
-                                     a.get("name", ""))
-                          for a in payload.get("attachments", ())),
-        request_location=bool(payload.get("request_location", False)),
-        remove_keyboard=bool(payload.get("remove_keyboard", False)),
-    )
-
-
 def address_of(message: OutboxMessage) -> Address:
     return Address(Channel(message.channel), message.chat_id)
 
@@ -80,6 +44,6 @@ def new_message(kind: str, to: Address, msg: OutgoingMessage, *, dedup_key: str,
     """A pending outbox message for ``to``, due at ``not_before`` (default: now)."""
     return OutboxMessage(
         kind=str(kind), channel=to.channel.value, chat_id=to.chat_id,
-        payload=to_payload(msg), dedup_key=dedup_key, created_at=now,
+        payload=msg.to_json(), dedup_key=dedup_key, created_at=now,
         not_before=not_before or now, priority=priority, citizen_id=citizen_id,
         complaint_id=complaint_id)

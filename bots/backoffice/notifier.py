@@ -24,7 +24,6 @@ from domain.events import (
     StatusChanged,
 )
 from domain.ports import OutboxMessage, UnitOfWork
-from notifications.outbox import to_payload
 
 from .card import agency_name, sector_label
 from .texts import _, status_name
@@ -77,7 +76,7 @@ def _digest(text: str) -> str:
 
 def backoffice_row(complaint_id: int, op: str, msg: OutgoingMessage, *, dedup_key: str,
                    now: datetime) -> OutboxMessage:
-    payload = {**to_payload(msg), "complaint_id": complaint_id, "op": op}
+    payload = {**msg.to_json(), "complaint_id": complaint_id, "op": op}
     return OutboxMessage(kind=KIND, channel=CHANNEL, chat_id=topic_address(complaint_id, op),
                          payload=payload, dedup_key=dedup_key, created_at=now, not_before=now,
                          complaint_id=complaint_id)

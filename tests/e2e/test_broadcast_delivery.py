@@ -24,7 +24,6 @@ from domain.ports import OutboxMessage, OutboxStatus
 from domain.storage import Database, sqlite_url, upgrade_async
 from notifications.broadcasts import BroadcastService
 from notifications.delivery import DeliveryWorker
-from notifications.outbox import to_payload
 from notifications.ratelimit import DEFAULT_LIMITS, RateLimit, RateLimiter, SendWindow, paced
 from tests.fakes.flood import FloodGate
 from tests.fakes.messenger import FakeClock
@@ -152,7 +151,7 @@ async def test_a_paid_broadcast_asks_for_paid_sending_and_a_status_notice_does_n
     async with env.database.uow() as uow:  # a status notice queued during the broadcast
         assert await uow.outbox.add(OutboxMessage(
             kind="status", channel="telegram", chat_id=str(TG_USERS[0]),
-            payload=to_payload(OutgoingMessage("Обращение взято в работу")),
+            payload=OutgoingMessage("Обращение взято в работу").to_json(),
             dedup_key="status:1:in_progress", created_at=env.clock.now(),
             not_before=env.clock.now(), priority=10))
         await uow.commit()

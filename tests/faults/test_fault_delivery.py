@@ -194,9 +194,9 @@ def expected_parts(row: Any) -> list[str]:
     """The texts a citizen sees for one outbox row, as the channel renders it."""
     from bots.telegram.render import render as telegram_render
     from bots.vk.render import render as vk_render
-    from notifications.outbox import message_of
+    from dialogue.messages import OutgoingMessage
 
-    msg = message_of(json.loads(row["payload"]))
+    msg = OutgoingMessage.from_json(json.loads(row["payload"]))
     if row["channel"] == "telegram":
         return [html.unescape(text).strip() for call in telegram_render(int(row["chat_id"]), msg)
                 if (text := getattr(call, "text", None))]

@@ -21,7 +21,7 @@ from domain.storage.orm import OutboxRow
 from notifications.delivery import Backoff, DeliveryWorker
 from notifications.handlers import StatusNotifier
 from notifications.messenger import TransientError
-from notifications.outbox import message_of, new_message
+from notifications.outbox import new_message
 from tests.fakes.dialogue import catalogue
 from tests.fakes.messenger import FakeClock, FakeMessenger
 
@@ -93,9 +93,9 @@ class TestOutbox:
                                    now=later)
             await uow.commit()
         [row] = await rows(db)
-        assert message_of(row.payload).text == (
+        assert OutgoingMessage.from_json(row.payload).text == (
             "Answer to your complaint №2026-000001:\n\nThe pit is filled.")
-        assert message_of(row.payload).all_buttons()[0].payload == "menu:my"
+        assert OutgoingMessage.from_json(row.payload).all_buttons()[0].payload == "menu:my"
         assert (row.kind, row.channel, row.chat_id, row.citizen_id, row.complaint_id) == (
             "answer", "telegram", "555", complaint.citizen_id, complaint.id)
         assert (row.created_at, row.not_before, row.status) == (later, later,
@@ -138,7 +138,7 @@ class TestOutbox:
             await uow.commit()
             count = await uow.session.scalar(select(func.count()).select_from(OutboxRow))
         assert count == 1
-        assert [message_of(r.payload).text for r in await rows(db)] == ["hello"]
+        assert [OutgoingMessage.from_json(r.payload).text for r in await rows(db)] == ["hello"]
 
     async def test_worker_delivers_retries_and_marks(self, db: Database):
         clock, messenger = FakeClock(T0), FakeMessenger()

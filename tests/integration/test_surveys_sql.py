@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from dialogue.messages import OutgoingMessage
 from domain.calendar import WorkingCalendar
 from domain.citizen import Citizen, Identity
 from domain.complaint import Complaint, Status
@@ -17,7 +18,6 @@ from domain.storage.orm import OutboxRow
 from domain.storage.surveys_orm import SurveyRow
 from domain.survey import Survey, SurveyState, answer_solved, comment, rate
 from notifications.handlers import StatusNotifier, combine
-from notifications.outbox import message_of
 from notifications.surveys import SurveyHandler, run_due_surveys
 from tests.fakes.dialogue import catalogue
 
@@ -69,7 +69,8 @@ class TestSurveysSql:
             SurveyState.ASKED, CLOSED_AT, CLOSED_AT + timedelta(hours=24))
         async with db.uow() as uow:
             [invite] = [m for m in await uow.outbox.find() if m.kind == "survey"]
-        assert message_of(invite.payload).all_buttons()[0].payload == f"sv:{survey.id}:y"
+        invitation = OutgoingMessage.from_json(invite.payload)
+        assert invitation.all_buttons()[0].payload == f"sv:{survey.id}:y"
 
         # a closure that is rolled back leaves neither survey nor invitation
         other = await closed_complaint(db, chat_id="777")

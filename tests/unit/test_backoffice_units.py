@@ -12,6 +12,7 @@ from bots.backoffice import BackofficeNotifier, parse_operators
 from bots.backoffice.card import data, parse, render_card, topic_name
 from bots.backoffice.notifier import parse_topic_address, topic_address
 from bots.backoffice.operators import may_change
+from dialogue.messages import OutgoingMessage
 from domain.calendar import WorkingCalendar
 from domain.citizen import Citizen, Identity
 from domain.complaint import Photo, Status
@@ -25,7 +26,6 @@ from domain.services import (
     relay_operator_message,
 )
 from notifications.handlers import StatusNotifier, combine
-from notifications.outbox import message_of
 from tests.fakes.dialogue import catalogue
 from tests.fakes.memory import MemoryStore
 
@@ -114,10 +114,11 @@ async def test_events_become_backoffice_rows_with_the_complaint_id() -> None:
     edits = [r for r in _rows(store, "backoffice") if r.payload["op"] == "edit"]
     assert [r.chat_id for r in edits] == [f"{cid}:edit"] * 2  # the card follows each change
     rows = [r for r in _rows(store, "backoffice") if r.payload["op"] != "edit"]
-    texts = [message_of(r.payload).text for r in rows]
+    texts = [OutgoingMessage.from_json(r.payload).text for r in rows]
     assert texts[1] == "✉️ Гражданин дополнил обращение:\nСтало хуже\n📎 Фото: 1"
     # only the photo of this addition is forwarded, by its Telegram file id
-    assert [a.ref for a in message_of(rows[1].payload).attachments] == ["telegram:AgAC2"]
+    addition = OutgoingMessage.from_json(rows[1].payload)
+    assert [a.ref for a in addition.attachments] == ["telegram:AgAC2"]
     assert texts[2] == "🔄 Статус: Зарегистрировано → В работе (Ислам)"
     assert texts[3].startswith("🏷 Переклассифицировано: Транспорт")
     assert all(r.payload["complaint_id"] == cid and r.chat_id == str(cid) for r in rows[1:])
@@ -134,7 +135,7 @@ async def test_an_operator_message_is_relayed_and_recorded() -> None:
         await uow.commit()
     [notice] = _rows(store, "vk")
     assert (notice.chat_id, notice.citizen_id) == ("555", citizen.id)
-    assert message_of(notice.payload).text == (
+    assert OutgoingMessage.from_json(notice.payload).text == (
         f"Ответ оператора по обращению №{complaint.number}: Бригада выехала")
     async with store.unit_of_work() as uow:
         stored = await uow.complaints.get(complaint.id)
@@ -157,7 +158,7 @@ async def test_an_unreachable_citizen_gets_no_notice_and_the_topic_is_told() -> 
         await uow.commit()
     assert _rows(store, "telegram") == []
     warning = _rows(store, "backoffice")[-1]
-    assert "заблокировал бота" in message_of(warning.payload).text
+    assert "заблокировал бота" in OutgoingMessage.from_json(warning.payload).text
 
 
 def test_the_card_and_the_topic_name() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from datetime import UTC, datetime
 
 import pytest
 
@@ -302,3 +303,31 @@ async def test_rows_a_channel_keeps_with_a_step_are_committed_with_it_or_not_at_
     assert "что-то пошло не так" in replies[0].text
     assert store.conversations[("tg-keyboard", "1001")].data == {"n": 1}  # rolled back
     assert store.commits == commits
+
+
+async def test_a_submit_handed_out_again_gets_its_number_again_and_is_filed_once():
+    """The platform repeats the last message (the process died after the engine stored
+    it, before the citizen saw the answer): the same answer again — for a submit, the
+    complaint's number — and nothing recorded twice. A repeat of an older message gets the
+    question of the step the dialogue is at."""
+    store = MemoryStore()
+    chat = Chat(make_engine(store))
+    address = Address(Channel.WEB, chat.user_id)
+    chat.channel = Channel.WEB
+    for payload in (None, "cls:yes", "photo:done", "loc:skip", "mun:yes", "consent:yes"):
+        await chat.send(TEXT) if payload is None else await chat.press(payload)
+    at = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+    submit = IncomingMessage(address, chat.user_id, payload="cmp:submit", received_at=at)
+    first = await chat.engine.handle(submit)
+    assert "зарегистрировано" in first[0].text and len(store.complaints) == 1
+    again = await chat.engine.handle(submit)
+    assert again == first and len(store.complaints) == 1
+    # the citizen goes on; the submit handed out again now is an older message: the
+    # question of the step the dialogue is at, not its old answer
+    later = IncomingMessage(address, chat.user_id, text="/start", received_at=at)
+    menu = await chat.engine.handle(later)
+    assert await chat.engine.handle(later) == menu
+    [question] = await chat.engine.handle(submit)
+    assert "зарегистрировано" not in question.text
+    assert "menu:new" in [b.payload for b in question.all_buttons()]
+    assert len(store.complaints) == 1

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dialogue.i18n import format_date
+from dialogue.messages import OutgoingMessage
 from domain.calendar import WorkingCalendar
 from domain.citizen import Citizen, Identity
 from domain.complaint import Complaint, Status
@@ -20,7 +21,7 @@ from domain.services import (
     register_complaint,
 )
 from notifications.handlers import StatusNotifier
-from notifications.outbox import Kind, Priority, message_of
+from notifications.outbox import Kind, Priority
 from tests.fakes.dialogue import catalogue
 from tests.fakes.memory import MemoryStore
 
@@ -50,7 +51,7 @@ def outbox(store: MemoryStore) -> list[OutboxMessage]:
 
 
 def texts(store: MemoryStore) -> list[str]:
-    return [message_of(m.payload).text for m in outbox(store)]
+    return [OutgoingMessage.from_json(m.payload).text for m in outbox(store)]
 
 
 async def test_a_citizen_filing_in_the_dialogue_gets_no_second_registration_notice():
@@ -70,7 +71,7 @@ async def test_registration_notice_names_number_agency_and_expected_date(lang, e
     complaint = await file_complaint(store, lang=lang)
     [row] = outbox(store)
     date = format_date(complaint.resolution_due, lang)
-    assert message_of(row.payload).text == expected.format(date=date)
+    assert OutgoingMessage.from_json(row.payload).text == expected.format(date=date)
     assert date in ("15 декабря 2026\u202fг.", "December 15, 2026")
     assert (row.kind, row.channel, row.chat_id, row.dedup_key) == (
         "status", "telegram", "555", f"status:{complaint.id}:registered")
@@ -119,7 +120,8 @@ async def test_every_step_of_the_lifecycle_notifies_the_citizen(lang: str):
     rows = outbox(store)
     assert {(r.channel, r.chat_id) for r in rows} == {("vk", "2000000")}
     assert [r.kind for r in rows] == ["status", "answer", "status", "status", "status"]
-    assert all(message_of(r.payload).all_buttons()[0].payload == "menu:my" for r in rows)
+    assert all(OutgoingMessage.from_json(r.payload).all_buttons()[0].payload == "menu:my"
+               for r in rows)
 
 
 async def test_an_answer_straight_from_new_gives_one_notice_with_the_answer():
@@ -158,7 +160,7 @@ async def test_a_duplicate_notice_names_the_original_and_the_reason(lang, expect
                             reason="та же яма", duplicate_of=original.id)
         await uow.commit()
     [row] = outbox(store)
-    assert (row.chat_id, message_of(row.payload).text) == ("2", expected)
+    assert (row.chat_id, OutgoingMessage.from_json(row.payload).text) == ("2", expected)
 
 
 async def test_a_rolled_back_change_leaves_no_notice():

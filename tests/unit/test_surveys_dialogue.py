@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from dialogue.messages import Channel
+from dialogue.messages import Channel, OutgoingMessage
 from domain.calendar import WorkingCalendar
 from domain.citizen import Citizen, Identity
 from domain.complaint import Complaint, Status
@@ -13,7 +13,6 @@ from domain.ports import OutboxMessage
 from domain.services import ComplaintDraft, answer_complaint, change_status, register_complaint
 from domain.survey import Survey, SurveyState
 from notifications.handlers import StatusNotifier, combine
-from notifications.outbox import message_of
 from notifications.surveys import SurveyHandler
 from tests.fakes.dialogue import FRIDAY_EVENING, Chat, FixedClock, catalogue, make_engine
 from tests.fakes.memory import MemoryStore
@@ -81,13 +80,14 @@ async def test_closing_stores_a_survey_and_its_invitation_in_the_same_commit():
     assert survey.followup_due_at == CLOSED_AT + timedelta(days=14)
     assert survey.reopen_until == CLOSED_AT + timedelta(days=30)
     [invite] = rows(store, "survey")
-    msg = message_of(invite.payload)
+    msg = OutgoingMessage.from_json(invite.payload)
     assert msg.text == f"Complaint №{complaint.number} has been closed. Was the problem solved?"
     assert [b.payload for b in msg.all_buttons()] == [f"sv:{survey.id}:y", f"sv:{survey.id}:n"]
     assert (invite.channel, invite.chat_id, invite.dedup_key) == (
         "telegram", "1001", f"survey:{survey.id}:survey")
     # the closure notice outranks the survey, so the citizen reads them in order
-    [closed] = [m for m in rows(store, "status") if "closed" in message_of(m.payload).text]
+    [closed] = [m for m in rows(store, "status")
+                if "closed" in OutgoingMessage.from_json(m.payload).text]
     assert closed.priority > invite.priority
 
 
@@ -164,7 +164,8 @@ async def test_not_solved_reopens_the_complaint_and_alerts_the_operators():
     assert alert.payload["text"] == (f"⚠️ Обращение №{complaint.number} открыто повторно: "
                                      "заявитель сообщает, что проблема не решена.")
     # the citizen hears about the reopening like any other status change
-    assert any("reopened" in message_of(m.payload).text for m in rows(store, "status"))
+    assert any("reopened" in OutgoingMessage.from_json(m.payload).text
+               for m in rows(store, "status"))
 
     await chat.press(f"sv:{survey.id}:r:1")  # a low rating after "no" reopens nothing more
     assert len(rows(store, "survey_alert")) == 1
@@ -255,7 +256,7 @@ async def test_a_survey_answer_in_the_middle_of_a_draft_keeps_the_draft():
 async def test_survey_questions_are_in_the_citizens_language():
     store, chat, complaint, survey = await setup(lang="ru")
     [invite] = rows(store, "survey")
-    msg = message_of(invite.payload)
+    msg = OutgoingMessage.from_json(invite.payload)
     assert msg.text == f"Обращение №{complaint.number} закрыто. Проблема решена?"
     assert [b.label for b in msg.all_buttons()] == ["✅ Да", "❌ Нет"]
     await chat.press(f"sv:{survey.id}:y")

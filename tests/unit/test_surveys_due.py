@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from dialogue.messages import OutgoingMessage
 from domain.complaint import Status
 from domain.survey import SurveyState
-from notifications.outbox import message_of
 from notifications.surveys import run_due_surveys
 from tests.fakes.dialogue import FixedClock
 from tests.unit.test_surveys_dialogue import CLOSED_AT, rows, setup
@@ -21,7 +21,7 @@ async def test_one_reminder_after_24_hours_exactly_once():
     due = CLOSED_AT + timedelta(hours=24)
     assert await run_due_surveys(store.unit_of_work, due) == 1
     [reminder] = rows(store, "survey_reminder")
-    msg = message_of(reminder.payload)
+    msg = OutgoingMessage.from_json(reminder.payload)
     assert msg.text.startswith(f"A reminder: was the problem in complaint №{complaint.number}")
     assert [b.payload for b in msg.all_buttons()] == [f"sv:{survey.id}:y", f"sv:{survey.id}:n"]
     assert store.surveys[survey.id].reminder_sent_at == due
@@ -51,7 +51,7 @@ async def test_followup_after_14_days_and_still_solved():
     at = CLOSED_AT + timedelta(days=14)
     assert await run_due_surveys(store.unit_of_work, at) == 1
     [followup] = rows(store, "survey_followup")
-    msg = message_of(followup.payload)
+    msg = OutgoingMessage.from_json(followup.payload)
     assert "Is the problem still solved?" in msg.text
     assert [b.payload for b in msg.all_buttons()] == [f"sv:{survey.id}:fy", f"sv:{survey.id}:fn"]
     assert store.surveys[survey.id].state is SurveyState.FOLLOWUP
