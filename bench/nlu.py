@@ -14,7 +14,9 @@ plus training time, classification latency and memory. Latency is measured one t
 over every row, from cold caches (no lemma or n-gram seen before), both as wall-clock time and
 as the CPU time of the classifying thread (which other processes on a shared machine do not
 inflate), next to a baseline in the same run: the same fitted model through scikit-learn's
-own ``transform`` + ``predict_proba`` (``Model.predict``) per text.
+own ``transform`` + ``predict_proba`` (``Model.predict``) per text. The retrained model of the
+first fold (with its nearest-neighbour vote) is timed the same way on that fold's held-out
+rows, next to the same model without the vote.
 With ``--rasa URL`` it also scores a running Rasa server (trained on the shipped nlu.yml,
 see tools/rasa.sh) on the same CSV: row (a) for Rasa DIET. Cross-validated DIET is not
 run here: one DIET training on a couple of thousand appeals takes hours on these machines.
@@ -24,6 +26,7 @@ The CSV is used for measurement only: nothing trained here is saved.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import resource
 import statistics
 import sys
@@ -60,10 +63,14 @@ def _baseline(train_texts: list[str], train_y: list[str], test_texts: list[str],
     return [str(p) for p in model.predict(test_texts)]
 
 
-def _cross_validate(rows: list[Example], shipped: list[Example], folds: int,
-                    seed: int) -> tuple[list[tuple[Metrics, list[float]]], list[float]]:
+Retrained = tuple[EmbeddedClassifier, list[str]]
+
+
+def _cross_validate(rows: list[Example], shipped: list[Example], folds: int, seed: int,
+                    ) -> tuple[list[tuple[Metrics, list[float]]], list[float], Retrained]:
     """(b), (c) and (c') on stratified k folds drawn with ``seed``: each row's metrics and
-    per-fold macro-F1, and the seconds each fold's retraining took."""
+    per-fold macro-F1, the seconds each fold's retraining took, and the first fold's
+    retrained classifier with that fold's held-out texts."""
     from sklearn.model_selection import StratifiedKFold
 
     texts = [t for t, _, _ in rows]
@@ -74,11 +81,13 @@ def _cross_validate(rows: list[Example], shipped: list[Example], folds: int,
     folds_c: list[float] = []
     folds_d: list[float] = []
     fold_train: list[float] = []
+    first: Retrained | None = None
     for train_idx, test_idx in splitter.split(texts, truth):
         start = time.perf_counter()
         model = EmbeddedClassifier(fit_region(shipped, [rows[i] for i in train_idx]))
         fold_train.append(time.perf_counter() - start)
         test_texts = [texts[i] for i in test_idx]
+        first = first or (model, test_texts)
         b = model.sectors(test_texts)
         train_texts, train_y = [texts[i] for i in train_idx], [truth[i] for i in train_idx]
         c = _baseline(train_texts, train_y, test_texts)
@@ -89,8 +98,9 @@ def _cross_validate(rows: list[Example], shipped: list[Example], folds: int,
         folds_b.append(compute(fold_truth, b).macro_f1)
         folds_c.append(compute(fold_truth, c).macro_f1)
         folds_d.append(compute(fold_truth, d).macro_f1)
+    assert first is not None
     return [(compute(truth, pred_b), folds_b), (compute(truth, pred_c), folds_c),
-            (compute(truth, pred_d), folds_d)], fold_train
+            (compute(truth, pred_d), folds_d)], fold_train, first
 
 
 def _latency(classify: Callable[[str], object],
@@ -147,8 +157,12 @@ def main() -> None:
     m_a = compute(truth, sector_head)
     m_a_top = compute(truth, predicted_a)
 
-    cv_rows, fold_train = _cross_validate(rows, shipped, args.folds, args.seed)
+    cv_rows, fold_train, (retrained, held_out) = _cross_validate(rows, shipped, args.folds,
+                                                                 args.seed)
     (m_b, folds_b), (m_c, folds_c), (m_d, folds_d) = cv_rows
+    heads_only = EmbeddedClassifier(dataclasses.replace(retrained.model, neighbours=None))
+    latency_heads = _latency(heads_only.classify_sync, held_out)
+    latency_vote = _latency(retrained.classify_sync, held_out)
 
     if args.verbose:
         for title, m in (("(a) shipped model", m_a), ("(b) our pipeline, cross-validated", m_b),
@@ -184,6 +198,15 @@ def main() -> None:
     (base_wall, base_cpu), (our_wall, our_cpu) = latency_base, latency_ours
     print(f"  ratio baseline/ours: p99 wall {_pct(base_wall, 99) / _pct(our_wall, 99):.1f}x, "
           f"p99 cpu {_pct(base_cpu, 99) / _pct(our_cpu, 99):.1f}x")
+    print(f"classification (retrained model of fold 1, its {len(held_out)} held-out rows, "
+          "cold caches):")
+    for name, (wall, cpu) in (("with the neighbours' vote (as trained)", latency_vote),
+                              ("baseline: the same heads without the vote", latency_heads)):
+        print(f"  {name:<42} wall p50={_pct(wall, 50):.2f} ms p99={_pct(wall, 99):.2f} ms; "
+              f"cpu p50={_pct(cpu, 50):.2f} ms p99={_pct(cpu, 99):.2f} ms")
+    (vote_wall, vote_cpu), (heads_wall, heads_cpu) = latency_vote, latency_heads
+    print(f"  ratio vote/heads: p99 wall {_pct(vote_wall, 99) / _pct(heads_wall, 99):.1f}x, "
+          f"p99 cpu {_pct(vote_cpu, 99) / _pct(heads_cpu, 99):.1f}x")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"memory: peak RSS of this process {rss:.0f} MB")
     seeds = [int(s) for s in args.more_seeds.split(",") if s.strip()]

@@ -198,7 +198,8 @@ def load_shipped(cache_dir: Path, *, limit: int = 5) -> EmbeddedClassifier:
     examples = load_nlu_yaml(SHIPPED_DATA)
     here = Path(__file__).parent  # the text preparation is part of the model too
     code = hashlib.sha256(b"".join((here / name).read_bytes()
-                                   for name in ("embedded.py", "text.py", "training.py")))
+                                   for name in ("embedded.py", "neighbours.py", "text.py",
+                                                "training.py")))
     code_hash = code.hexdigest()
     key = hashlib.sha256(f"{data_hash(examples)}:{code_hash}:{sklearn.__version__}".encode())
     model_dir = Path(cache_dir) / key.hexdigest()[:16]
