@@ -35,7 +35,7 @@ class Neighbours:
     the model with the character block unweighted, each row L2-normalised; ``labels[i]`` is
     the sector column (in ``sector_head.classes_``) of row ``i``; ``chars_offset`` is the
     first column of the character block and ``chars_weight`` the weight the model's features
-    give it (undone here).
+    give it (undone here; the word block's weight is 1, see ``embedded.BLOCK_WEIGHTS``).
     """
 
     rows: Any
