@@ -78,7 +78,7 @@ async def tsur_system(args: argparse.Namespace) -> tuple[Any, Any]:
     count_on_signal(system.database.engine)
     # as config/channels.py wires the product's Telegram channel
     return system, build_dispatcher(system.engine,
-                                    keyboards=SqlReplyKeyboards(system.database.uow))
+                                    keyboards=SqlReplyKeyboards())
 
 
 def count_on_signal(engine: Any) -> None:

@@ -44,7 +44,7 @@ def _start_telegram(system: System, tasks: Tasks, stop: asyncio.Event, app: web.
 
     settings = system.settings
     dispatcher = build_dispatcher(system.engine,
-                                  keyboards=SqlReplyKeyboards(system.database.uow))
+                                  keyboards=SqlReplyKeyboards())
     if settings.telegram_backoffice_chat_id:
         from bots.backoffice.photos import PhotoRelay
         from bots.backoffice.router import build_backoffice_router

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -24,7 +24,7 @@ from dialogue.nlu import Classifier
 from dialogue.text import clean
 from domain.calendar import WorkingCalendar
 from domain.catalogue import Catalogue
-from domain.ports import Conversation, UnitOfWork
+from domain.ports import Conversation, ConversationStore, UnitOfWork
 from domain.services import get_or_create_citizen
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,8 @@ MAX_NAME = 200  # the citizens.name column; PostgreSQL refuses longer values and
 
 # see Engine.handle
 AlsoSave = Callable[[list[OutgoingMessage]], Iterable[Conversation]]
+Rewrite = Callable[[IncomingMessage, Conversation, ConversationStore],
+                   Awaitable[IncomingMessage]]
 
 SEEN = "seen"  # conversation data: the last messages handled, to know one redelivered
 SEEN_KEPT = 5
@@ -119,25 +121,32 @@ class Engine:
         self._default_language = default_language
         self.locks = KeyedLocks()
 
-    async def handle(self, msg: IncomingMessage, *,
-                     also_save: AlsoSave | None = None) -> list[OutgoingMessage]:
+    async def handle(self, msg: IncomingMessage, *, also_save: AlsoSave | None = None,
+                     rewrite: Rewrite | None = None) -> list[OutgoingMessage]:
         """Process one message from a citizen and return the replies to send.
 
         :param also_save: given the step's replies, the conversation-store rows a channel
             keeps about them (the Telegram channel: the labels of a reply keyboard); saved
             in the step's own unit of work, so they are committed with it or not at all.
+        :param rewrite: given the message, the citizen's conversation and the store, the
+            message the step is to handle (the Telegram channel: a reply keyboard's label
+            typed becomes that button's press); read in the step's own unit of work, after
+            the conversation, under its locks.
         """
         channel = msg.address.channel.value
         async with self.locks.hold((channel, msg.user_id)):
-            return await self._handle_locked(msg, channel, also_save)
+            return await self._handle_locked(msg, channel, also_save, rewrite)
 
     async def _handle_locked(self, msg: IncomingMessage, channel: str,
-                             also_save: AlsoSave | None) -> list[OutgoingMessage]:
+                             also_save: AlsoSave | None,
+                             rewrite: Rewrite | None) -> list[OutgoingMessage]:
         now = self._clock()
         language = normalize_language(msg.language_hint, self._default_language)
         async with self._uow_factory() as uow:
             try:
                 conversation = await uow.conversations.load(channel, msg.user_id)
+                if rewrite is not None:
+                    msg = await rewrite(msg, conversation, uow.conversations)
                 citizen = await get_or_create_citizen(
                     uow, channel, msg.user_id, msg.address.chat_id, language=language,
                     now=now, name=clean(msg.display_name)[:MAX_NAME])

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from aiogram import Bot, Dispatcher, Router
@@ -28,8 +27,9 @@ from aiogram.types import CallbackQuery, Message
 
 from bots.receipt import persisted
 from bots.texts import N_, translate
+from dialogue.engine import AlsoSave, Rewrite
 from dialogue.messages import IncomingMessage, OutgoingMessage
-from domain.ports import Conversation
+from domain.ports import Conversation, ConversationStore
 
 from .keyboards import MemoryReplyKeyboards, ReplyKeyboards
 from .messenger import TelegramMessenger
@@ -55,11 +55,11 @@ _GROUPS = (ChatType.GROUP, ChatType.SUPERGROUP)
 class DialogueEngine(Protocol):
     """What the channel needs from the dialogue core."""
 
-    async def handle(self, msg: IncomingMessage, *,
-                     also_save: Callable[[list[OutgoingMessage]], Iterable[Conversation]]
-                     | None = None) -> list[OutgoingMessage]:
-        """Handle one citizen action and return the replies, in order; ``also_save``
-        gives rows to save with the step (see :meth:`dialogue.engine.Engine.handle`)."""
+    async def handle(self, msg: IncomingMessage, *, also_save: AlsoSave | None = None,
+                     rewrite: Rewrite | None = None) -> list[OutgoingMessage]:
+        """Handle one citizen action and return the replies, in order; ``also_save`` gives
+        rows to save with the step, ``rewrite`` the message it handles (see
+        :meth:`dialogue.engine.Engine.handle`)."""
         ...
 
 
@@ -109,20 +109,21 @@ class TelegramChannel:
         incoming = incoming_from_message(message)
         if incoming is None:
             return
-        if _maybe_a_label(message, incoming):
-            payload = await self._payload(incoming)
-            if payload is not None:
-                incoming = pressed_text_button(incoming, message, payload)
-        await self._converse(incoming, bot)
+        label = self._pressed_label(message) if _maybe_a_label(message, incoming) else None
+        await self._converse(incoming, bot, rewrite=label)
 
-    async def _payload(self, incoming: IncomingMessage) -> str | None:
-        """The payload of the text button labelled like ``incoming``'s text, if the
-        citizen's keyboard has one."""
-        try:
-            return await self.keyboards.payload(incoming.address.chat_id, incoming.text)
-        except Exception:  # the text is still the citizen's words: take it as such
-            log.exception("telegram: could not look up the keyboard of %s", incoming.address)
-            return None
+    def _pressed_label(self, message: Message) -> Rewrite:
+        """The engine's ``rewrite`` of a text that may be a label of the citizen's reply
+        keyboard: that button's press if it is one, else the citizen's words."""
+
+        async def rewrite(incoming: IncomingMessage, dialogue: Conversation,
+                          store: ConversationStore) -> IncomingMessage:
+            payload = await self.keyboards.payload(incoming.address.chat_id, incoming.text,
+                                                   dialogue=dialogue, store=store)
+            return incoming if payload is None else pressed_text_button(incoming, message,
+                                                                       payload)
+
+        return rewrite
 
     async def on_callback(self, query: CallbackQuery, bot: Bot) -> None:
         # Answered unconditionally: the citizen's spinner stops whatever happens next. On a
@@ -157,7 +158,8 @@ class TelegramChannel:
         except TelegramAPIError as exc:
             log.info("telegram: could not answer /start in group %s: %s", message.chat.id, exc)
 
-    async def _converse(self, incoming: IncomingMessage, bot: Bot) -> None:
+    async def _converse(self, incoming: IncomingMessage, bot: Bot, *,
+                        rewrite: Rewrite | None = None) -> None:
         chat_id = incoming.address.chat_id
 
         def keyboard(replies: list[OutgoingMessage]) -> list[Conversation]:
@@ -166,7 +168,7 @@ class TelegramChannel:
             return self.keyboards.keep(chat_id, _text_buttons_left(replies))
 
         try:
-            replies = await self.engine.handle(incoming, also_save=keyboard)
+            replies = await self.engine.handle(incoming, also_save=keyboard, rewrite=rewrite)
         except Exception:  # the engine apologises itself; this is the last line of defence
             log.exception("telegram: the engine failed on a message from %s", incoming.user_id)
             return

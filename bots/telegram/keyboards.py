@@ -16,8 +16,9 @@ label typed is the citizen's words again.
 the dialogue itself, so a press after a restart, or one that reaches another webhook
 worker, is still a press. It needs no write to forget: a keyboard is stale once the
 citizen's dialogue conversation was saved after it (the engine saves it on every step,
-in whichever process). Its row is saved in the dialogue step's own unit of work (the
-engine's ``also_save``): no transaction of its own. :class:`MemoryReplyKeyboards` keeps
+in whichever process). Its row is saved, and looked up, in the dialogue step's own unit
+of work (the engine's ``also_save`` and ``rewrite``), under the step's locks: no
+transaction of its own. :class:`MemoryReplyKeyboards` keeps
 them in this process and forgets a chat's keyboard when the dialogue replies without one.
 """
 
@@ -27,7 +28,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Protocol
 
-from domain.ports import Conversation, UnitOfWorkFactory
+from domain.ports import Conversation, ConversationStore
 
 CHANNEL = "tg-keyboard"  # the conversation store's "channel" of these rows
 STATE = "keyboard"
@@ -44,8 +45,11 @@ class ReplyKeyboards(Protocol):
         ``also_save``): committed with the step, or not at all."""
         ...
 
-    async def payload(self, chat_id: str, text: str) -> str | None:
-        """The payload of the button labelled ``text`` on ``chat_id``'s keyboard."""
+    async def payload(self, chat_id: str, text: str, *, dialogue: Conversation,
+                      store: ConversationStore) -> str | None:
+        """The payload of the button labelled ``text`` on ``chat_id``'s keyboard, read in
+        the dialogue step's own unit of work (the engine's ``rewrite``): ``dialogue`` is
+        the citizen's conversation as the step loaded it, ``store`` that unit's store."""
         ...
 
 
@@ -64,18 +68,14 @@ class MemoryReplyKeyboards:
                 self._labels.popitem(last=False)
         return []  # kept here, nothing to save
 
-    async def payload(self, chat_id: str, text: str) -> str | None:
+    async def payload(self, chat_id: str, text: str, *, dialogue: Conversation,
+                      store: ConversationStore) -> str | None:
         return self._labels.get(chat_id, {}).get(text)
 
 
 class SqlReplyKeyboards:
     """In the conversation store (see the module doc): survives a restart, shared by
-    every worker process on one database. ``dialogue`` is the channel of the citizens'
-    own conversations in that store."""
-
-    def __init__(self, uow_factory: UnitOfWorkFactory, dialogue: str = "telegram") -> None:
-        self._uow_factory = uow_factory
-        self._dialogue = dialogue
+    every worker process on one database."""
 
     def keep(self, chat_id: str, labels: Mapping[str, str]) -> list[Conversation]:
         if not labels:
@@ -83,19 +83,17 @@ class SqlReplyKeyboards:
         # saved after the dialogue's row in the same unit, so stamped no earlier than it
         return [Conversation(CHANNEL, chat_id, STATE, {"labels": dict(labels)})]
 
-    async def payload(self, chat_id: str, text: str) -> str | None:
-        # one plain read of both rows: a look-up locks nothing and writes nothing (it runs
-        # for every short text a citizen sends)
-        async with self._uow_factory() as uow:
-            rows = await uow.conversations.peek(chat_id, CHANNEL, self._dialogue)
-        found, dialogue = rows.get(CHANNEL), rows.get(self._dialogue)
+    async def payload(self, chat_id: str, text: str, *, dialogue: Conversation,
+                      store: ConversationStore) -> str | None:
+        # a plain read of one row: it locks nothing and writes nothing (it runs for every
+        # short text a citizen sends); the dialogue's row is the step's, already loaded
+        found = (await store.peek(chat_id, CHANNEL)).get(CHANNEL)
         if found is None or found.state != STATE or found.updated_at is None:
             return None
         labels = (found.data or {}).get("labels")
         payload = labels.get(text) if isinstance(labels, dict) else None
         if not isinstance(payload, str):
             return None
-        if (dialogue is not None and dialogue.updated_at is not None
-                and dialogue.updated_at > found.updated_at):
+        if dialogue.updated_at is not None and dialogue.updated_at > found.updated_at:
             return None  # a later step: the keyboard answered an earlier question
         return payload

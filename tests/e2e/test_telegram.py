@@ -45,7 +45,7 @@ class Running:
 
         self.stop = asyncio.Event()
         dispatcher = build_dispatcher(self.engine,
-                                      keyboards=SqlReplyKeyboards(self.database.uow))
+                                      keyboards=SqlReplyKeyboards())
         self.task = asyncio.create_task(serve_telegram(
             self.engine, token=self.tg.token, api_url=self.tg.base_url, stop=self.stop,
             dispatcher=dispatcher))

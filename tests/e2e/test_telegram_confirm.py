@@ -7,8 +7,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from dialogue.engine import AlsoSave, Rewrite
 from dialogue.messages import IncomingMessage, OutgoingMessage
-from tests.fakes.engine import AlsoSave, FakeEngine
+from tests.fakes.engine import FakeEngine
 from tests.fakes.telegram import FakeTelegram
 
 ANNA, BORIS = 5_006_001, 5_006_002
@@ -21,15 +22,15 @@ class GatedEngine(FakeEngine):
         super().__init__()
         self.gated: dict[str, asyncio.Event] = {}
 
-    async def handle(self, msg: IncomingMessage, *,
-                     also_save: AlsoSave | None = None) -> list[OutgoingMessage]:
+    async def handle(self, msg: IncomingMessage, *, also_save: AlsoSave | None = None,
+                     rewrite: Rewrite | None = None) -> list[OutgoingMessage]:
         gate = self.gated.get(msg.user_id)
         if gate is not None:
             self.received.append(msg)
             self._arrived.set()
             await gate.wait()
             self.received.remove(msg)
-        return await super().handle(msg, also_save=also_save)
+        return await super().handle(msg, also_save=also_save, rewrite=rewrite)
 
 
 def offsets(tg: FakeTelegram) -> list[int]:

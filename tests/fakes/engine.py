@@ -17,14 +17,13 @@ can assert both what reached the core and what the citizen saw:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
 from dataclasses import replace
 
+from dialogue.engine import AlsoSave, Rewrite
 from dialogue.i18n import normalize_language
 from dialogue.messages import Button, IncomingMessage, OutgoingMessage
 from domain.ports import Conversation
-
-AlsoSave = Callable[[list[OutgoingMessage]], Iterable[Conversation]]
+from tests.fakes.memory import FakeConversationStore, MemoryStore
 
 MENU = OutgoingMessage(
     "Choose a sector",
@@ -50,8 +49,12 @@ class FakeEngine:
         self._active = 0
         self._arrived = asyncio.Event()
 
-    async def handle(self, msg: IncomingMessage, *,
-                     also_save: AlsoSave | None = None) -> list[OutgoingMessage]:
+    async def handle(self, msg: IncomingMessage, *, also_save: AlsoSave | None = None,
+                     rewrite: Rewrite | None = None) -> list[OutgoingMessage]:
+        if rewrite is not None:  # against a store of its own, where nothing is saved
+            channel = msg.address.channel.value
+            msg = await rewrite(msg, Conversation(channel, msg.user_id),
+                                FakeConversationStore(MemoryStore()))
         self.received.append(msg)
         self._arrived.set()
         self._active += 1
