@@ -25,6 +25,7 @@ import numpy as np
 import yaml
 
 from dialogue.classifiers.embedded import EmbeddedClassifier, Model, build_features
+from dialogue.classifiers.neighbours import MAX_ROWS as NEIGHBOURS_MAX
 from dialogue.classifiers.neighbours import Neighbours
 from dialogue.classifiers.text import prepare
 
@@ -89,12 +90,13 @@ def data_hash(examples: Sequence[Example]) -> str:
 
 
 def fit(examples: Sequence[Example], *, class_weight: str | None = "balanced",
-        sample_weight: Sequence[float] | None = None, neighbours: bool = False) -> Model:
+        sample_weight: Sequence[float] | None = None, neighbours: bool = False,
+        neighbours_max: int = NEIGHBOURS_MAX) -> Model:
     """Fit the features and both heads. Every example trains the sector head; those with a
     category also train the category head. Needs at least two sectors and two categories.
     ``sample_weight``, one per example, scales each example's loss. With ``neighbours`` the
-    model also keeps the examples for a nearest-neighbour vote on the sector
-    (:mod:`dialogue.classifiers.neighbours`)."""
+    model also keeps the examples (the last ``neighbours_max`` of them) for a
+    nearest-neighbour vote on the sector (:mod:`dialogue.classifiers.neighbours`)."""
     from sklearn.linear_model import LogisticRegression  # lbfgs is 5-10x slower here
 
     prepared = [prepare(text) for text, _, _ in examples]
@@ -115,7 +117,9 @@ def fit(examples: Sequence[Example], *, class_weight: str | None = "balanced",
     if neighbours:
         column = {str(s): i for i, s in enumerate(sector_head.classes_)}
         words = features.transformer_list[0][1]
-        near = Neighbours.build(x, np.array([column[sector] for _, sector, _ in examples]),
+        voters = slice(max(0, len(examples) - neighbours_max), None)  # the latest rows
+        near = Neighbours.build(x[voters], np.array([column[sector] for _, sector, _
+                                                     in examples[voters]]),
                                 len(column), len(words.vocabulary_),
                                 float((features.transformer_weights or {}).get("chars", 1.0)))
     return Model(features, sector_head, category_head, blend, near)

@@ -158,6 +158,15 @@ def test_region_model_mixes_in_the_vote_of_its_nearest_training_texts(
         assert np.allclose([p for *_, p in slow], [p for *_, p in fast])
 
 
+def test_only_the_latest_training_rows_vote() -> None:
+    shipped = load_nlu_yaml()
+    region = [(f"шлагбаум номер {i} сломан", "other", None) for i in range(5)]
+    model = fit([*shipped, *region], neighbours=True, neighbours_max=5)
+    near = model.neighbours
+    assert near is not None and near.rows.shape[0] == 5
+    assert set(near.labels) == {list(model.sector_head.classes_).index("other")}
+
+
 def test_a_text_like_no_training_text_keeps_the_heads_probabilities(
         region_model: Model) -> None:
     near = region_model.neighbours
