@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes import telegram_checks as check
 from tests.fakes.telegram import FakeTelegram, Fault
 from tests.fakes.vk import FakeVK, VkFault
 
@@ -34,6 +35,9 @@ class FaultyTelegram(FakeTelegram):
         self.hang_rate = rate * HANG_SHARE
         self.hang_seconds = hang_seconds
         self.lost_replies: Counter[str] = Counter()  # method → calls applied, reply lost
+        # (chat, text or caption as shown) → messages put into a chat whose reply was lost:
+        # the only sends a bot may repeat without knowing (Telegram has no idempotency key)
+        self.lost_messages: Counter[tuple[int, str]] = Counter()
         self.faults: Counter[str] = Counter()  # kind → how many were injected
 
     def _take_fault(self, method: str) -> Fault | None:
@@ -42,17 +46,43 @@ class FaultyTelegram(FakeTelegram):
             self.faults["dropped after apply" if fault.after_apply else
                         "dropped" if fault.status == 0 else str(fault.status)] += 1
             if fault.after_apply:
-                self.lost_replies[method] += 1
+                # called by _handle right after it recorded this call, with no await between
+                call = self.calls[-1]
+                assert call.method.lower() == method, (call.method, method)
+                self._reply_lost(method, call.params)
         return fault
+
+    def _reply_lost(self, method: str, params: dict[str, Any]) -> None:
+        self.lost_replies[method] += 1
+        if method not in ("sendmessage", "sendphoto"):
+            return
+        try:
+            chat = int(params["chat_id"])
+            text = (check.message_text(params)[0] if method == "sendmessage"
+                    else check.caption(params)[0]) or ""
+        except (check.ApiError, KeyError, TypeError, ValueError):
+            return  # refused: nothing is shown
+        self.lost_messages[chat, text.strip()] += 1
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"].lower()
-        if method not in _TG_SETUP and self.random.random() < self.hang_rate:
-            await request.read()  # the whole request arrived; the answer is late
-            self.faults["timeout"] += 1
-            self.lost_replies[method] += 1
-            await asyncio.sleep(self.hang_seconds)
-        return await super()._handle(request)
+        if method in _TG_SETUP or self.random.random() >= self.hang_rate:
+            return await super()._handle(request)
+        # the whole request arrived; the answer is late (the fields only: a file part is
+        # left unread for the method)
+        params: dict[str, Any] = dict(request.query)
+        if request.content_type == "application/json":
+            body = await request.json()
+            params.update(body if isinstance(body, dict) else {})
+        else:
+            params.update({k: v for k, v in (await request.post()).items()
+                           if isinstance(v, str)})
+        self.faults["timeout"] += 1
+        await asyncio.sleep(self.hang_seconds)
+        answer = await super()._handle(request)
+        if answer.status == 200:  # it took effect; the client has stopped waiting for this
+            self._reply_lost(method, params)
+        return answer
 
 
 class FaultyVK(FakeVK):
