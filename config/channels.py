@@ -11,7 +11,7 @@ from aiohttp import web
 
 from config.bootstrap import System
 from config.tasks import Tasks
-from notifications.delivery import Backoff, DeliveryWorker
+from notifications.delivery import Backoff, DeliveryWorker, send_timeout
 from notifications.ratelimit import DEFAULT_LIMITS, RateLimit, SendWindow, paced
 
 
@@ -93,6 +93,12 @@ def _start_vk(system: System, tasks: Tasks, stop: asyncio.Event, app: web.Applic
     started.names.append("VK")
 
 
+def _send_timeout(settings: Any) -> float:
+    """How long an outbox worker's client waits for one request: within the margin of its
+    claim's lease (:func:`notifications.delivery.send_timeout`)."""
+    return send_timeout(timedelta(seconds=settings.outbox_lease_seconds))
+
+
 def outbox_worker(system: System, channel: str, messenger: Any,
                   limit: RateLimit) -> DeliveryWorker:
     """A delivery worker for ``channel`` with the ``TSUR_OUTBOX_*`` settings, paced a
@@ -122,7 +128,8 @@ def start_outbox_workers(system: System, tasks: Tasks) -> list[DeliveryWorker]:
         from bots.telegram import make_bot
         from bots.telegram.outbox import TelegramOutboxMessenger
 
-        bot = make_bot(settings.telegram_token, settings.telegram_api_url or None)
+        bot = make_bot(settings.telegram_token, settings.telegram_api_url or None,
+                       timeout=_send_timeout(settings))
         messenger = TelegramOutboxMessenger(bot, paid_broadcast=(
             TelegramOutboxMessenger.paid_broadcast_for(settings.telegram_rate)))
         worker = outbox_worker(system, "telegram", messenger, RateLimit(
@@ -136,7 +143,8 @@ def start_outbox_workers(system: System, tasks: Tasks) -> list[DeliveryWorker]:
         from bots.vk import make_api
         from bots.vk.outbox import VkOutboxMessenger
 
-        api = make_api(settings.vk_token, settings.vk_api_url or None)
+        api = make_api(settings.vk_token, settings.vk_api_url or None,
+                       timeout=_send_timeout(settings))
         worker = outbox_worker(system, "vk", VkOutboxMessenger(api),
                                RateLimit(per_second=settings.vk_rate))
         tasks.start("outbox:vk", _run_then_close(worker, api.http_client.close))
@@ -162,7 +170,8 @@ def _start_backoffice_worker(system: System, tasks: Tasks) -> DeliveryWorker:
     from notifications.ratelimit import RateLimit
 
     settings = system.settings
-    bot = make_bot(settings.telegram_token, settings.telegram_api_url or None)
+    bot = make_bot(settings.telegram_token, settings.telegram_api_url or None,
+                   timeout=_send_timeout(settings))
     worker = BackofficeDeliveryWorker(
         system.database.uow,
         BackofficeMessenger(bot, system.database, system.catalogue,

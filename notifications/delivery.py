@@ -51,6 +51,18 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# The last quarter of a claim's lease starts no send: one started just before has that
+# long to end, so its platform client must give up within it (send_timeout).
+SEND_MARGIN = 0.25
+
+
+def send_timeout(lease: timedelta) -> float:
+    """Seconds an outbox worker's platform client may wait for one request: a send started
+    just before the lease's margin then ends (or fails) while the claim still holds its
+    message, so no other claim sends it meanwhile."""
+    return lease.total_seconds() * SEND_MARGIN * 0.8
+
+
 class DeliveryWorker(Sending):
     """Delivers one channel's outbox through its :class:`Messenger`.
 
@@ -204,7 +216,7 @@ class DeliveryWorker(Sending):
                         on_low: Callable[[], None] | None = None) -> None:
         """Book a limiter slot for each send, in order, and start it when its slot comes."""
         # leave a margin so a message is never sent after its lease has run out
-        deadline = claimed_at + self.lease * 0.75
+        deadline = claimed_at + self.lease * (1 - SEND_MARGIN)
         can_group = hasattr(self.messenger, "send_many")
         units = group_units(round_robin(batch), self.batch_kinds if can_group else (),
                             self.max_peers)

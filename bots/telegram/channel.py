@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiogram import Bot, Dispatcher, Router
 from aiogram.client.telegram import TelegramAPIServer
@@ -214,10 +214,13 @@ def build_dispatcher(engine: DialogueEngine, *,
     return dp
 
 
-def make_bot(token: str, api_url: str | None = None) -> Bot:
-    """A Bot on the public Bot API, or on ``api_url`` (a local server, a test fake)."""
-    session = (TsurSession(api=TelegramAPIServer.from_base(api_url)) if api_url
-               else TsurSession())
+def make_bot(token: str, api_url: str | None = None, *,
+             timeout: float | None = None) -> Bot:
+    """A Bot on the public Bot API, or on ``api_url`` (a local server, a test fake);
+    ``timeout``: seconds a request may take (default aiogram's)."""
+    options: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+    session = (TsurSession(api=TelegramAPIServer.from_base(api_url), **options) if api_url
+               else TsurSession(**options))
     return Bot(token, session=session)
 
 

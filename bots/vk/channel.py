@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from aiohttp import ClientTimeout
 from vkbottle import API, AiohttpClient, Bot, GroupEventType
 from vkbottle.api.request_rescheduler import ABCRequestRescheduler
 from vkbottle.bot import Message
@@ -160,10 +161,14 @@ class VkChannel:
             await asyncio.wait(set(self._tasks), timeout=timeout)
 
 
-def make_api(token: str, api_url: str | None = None) -> API:
+def make_api(token: str, api_url: str | None = None, *,
+             timeout: float | None = None) -> API:
     """An API on the public VK API, or on ``api_url`` (a test fake), with its own HTTP
-    session (vkbottle's default one is shared by the whole process)."""
-    api = API(token, http_client=AiohttpClient(), request_rescheduler=GiveUpRescheduler())
+    session (vkbottle's default one is shared by the whole process); ``timeout``: seconds
+    a request may take in all (default aiohttp's; never for a long poll's API)."""
+    client = (AiohttpClient() if timeout is None
+              else AiohttpClient(timeout=ClientTimeout(total=timeout)))
+    api = API(token, http_client=client, request_rescheduler=GiveUpRescheduler())
     if api_url:
         api.API_URL = api_url
     return api

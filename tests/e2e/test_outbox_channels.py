@@ -430,3 +430,50 @@ async def test_tsur_run_delivers_notices_to_telegram_and_vk_and_stops_cleanly(
                 proc.kill()
                 await proc.wait()
     assert len(tg.sent_to(TG_USER)) == 1 and len(vk.sent_to(VK_USER)) == 1
+
+
+# --- a hung request -------------------------------------------------------------------------
+
+async def test_an_outbox_client_gives_up_on_a_hung_request_within_the_leases_margin() -> None:
+    """A worker starts no send in the last quarter of its claim's lease, so a send started
+    just before must end within that quarter; otherwise another claim could send the same
+    message meanwhile. The outbox's clients wait at most ``send_timeout`` for a request, and a
+    request that hangs is a transient failure (tried again later by this claim's worker)."""
+    from bots.telegram import make_bot
+    from bots.telegram.outbox import TelegramOutboxMessenger
+    from bots.vk import make_api
+    from bots.vk.outbox import VkOutboxMessenger
+    from config.channels import _send_timeout
+    from config.settings import Settings
+    from dialogue.messages import Address, Channel, OutgoingMessage
+    from notifications.delivery import send_timeout
+    from notifications.messenger import TransientError
+
+    assert send_timeout(timedelta(minutes=2)) == pytest.approx(24.0)  # within the last 30 s
+    assert _send_timeout(Settings(outbox_lease_seconds=5.0)) == pytest.approx(1.0)
+
+    release = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await release.wait()  # the request arrived; no answer comes
+        return web.json_response({"ok": True, "result": True})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", hang)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    base = str(server.make_url("")).rstrip("/")
+    bot = make_bot("123:fake", base, timeout=0.2)
+    api = make_api("fake", base + "/method/", timeout=0.2)
+    try:
+        with pytest.raises(TransientError):
+            await TelegramOutboxMessenger(bot).send(Address(Channel.TELEGRAM, "1"),
+                                                    OutgoingMessage("Статус"), key="k1")
+        with pytest.raises(TransientError):
+            await VkOutboxMessenger(api).send(Address(Channel.VK, "1"),
+                                              OutgoingMessage("Статус"), key="k2")
+    finally:
+        release.set()
+        await bot.session.close()
+        await api.http_client.close()
+        await server.close()
