@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from config.bootstrap import System
+from config.settings import Settings
 from config.tasks import Tasks
 from notifications.delivery import Backoff, DeliveryWorker, send_timeout
 from notifications.ratelimit import DEFAULT_LIMITS, RateLimit, SendWindow, paced
@@ -93,7 +94,7 @@ def _start_vk(system: System, tasks: Tasks, stop: asyncio.Event, app: web.Applic
     started.names.append("VK")
 
 
-def _send_timeout(settings: Any) -> float:
+def _send_timeout(settings: Settings) -> float:
     """How long an outbox worker's client waits for one request: within the margin of its
     claim's lease (:func:`notifications.delivery.send_timeout`)."""
     return send_timeout(timedelta(seconds=settings.outbox_lease_seconds))

@@ -53,7 +53,7 @@ from bots.receipt import REPLY_GRACE, Receipt, receipt_for
 
 from .channel import ALLOWED_UPDATES, DialogueEngine, build_dispatcher, make_bot
 from .messenger import TelegramMessenger
-from .webhook_reply import open_reply, reset
+from .webhook_reply import opened_reply
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +123,8 @@ class TelegramWebhook:
             return web.Response(text="ok")
         receipt = Receipt(grace=REPLY_GRACE if self.background else None)
         self._inflight[uid] = receipt
-        reply, token = open_reply()  # the handler's task sees it (its context is a copy)
-        try:
+        with opened_reply() as reply:  # the handler's task sees it (its context is a copy)
             task = receipt_for(self._feed(update), receipt)
-        finally:
-            reset(token)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         try:

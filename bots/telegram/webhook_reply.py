@@ -16,6 +16,8 @@ a handler offers its call with :func:`carry` and makes the call itself when that
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -56,15 +58,16 @@ class WebhookReply:
         self.closed = True
 
 
-def open_reply() -> tuple[WebhookReply, Any]:
-    """A reply for the update about to be handled, current in this context (copy the
-    context for the handler's task after this); returns it and the token to reset."""
+@contextmanager
+def opened_reply() -> Iterator[WebhookReply]:
+    """A reply for the update about to be handled, current inside the block: a task
+    created there (its context a copy) sees it, the caller's context after does not."""
     reply = WebhookReply()
-    return reply, _CURRENT.set(reply)
-
-
-def reset(token: Any) -> None:
-    _CURRENT.reset(token)
+    token = _CURRENT.set(reply)
+    try:
+        yield reply
+    finally:
+        _CURRENT.reset(token)
 
 
 def carry(bot: Bot, method: TelegramMethod[Any]) -> bool:

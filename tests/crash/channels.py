@@ -47,11 +47,23 @@ class Driver(Protocol):
     async def location(self, lat: float, lon: float) -> Any: ...
 
 
+class _Unacknowledged:
+    """A platform that tells the citizen nothing but its answers (Telegram, VK): the fake
+    redelivers a step the bot did not confirm, the citizen never sends it again."""
+
+    acks = False
+
+    def is_acked(self, token: Any) -> bool:
+        return False  # answered is all a citizen can tell
+
+    async def connect(self) -> None:
+        pass
+
+
 # --- Telegram ------------------------------------------------------------------------------
 
-class TelegramCitizen:
+class TelegramCitizen(_Unacknowledged):
     channel = "telegram"
-    acks = False
 
     def __init__(self, tg: Any, user: int) -> None:
         self.tg, self.id, self.user = tg, user, str(user)
@@ -66,12 +78,6 @@ class TelegramCitizen:
                                    if "callback_data" in b),
                              any(b.get("request_location") for row in keyboard for b in row)))
         return out
-
-    def is_acked(self, token: Any) -> bool:
-        return False  # answered is all a citizen can tell
-
-    async def connect(self) -> None:
-        pass
 
     async def text(self, text: str) -> Any:
         return self.tg.send_text(self.id, text)
@@ -96,9 +102,8 @@ def _vk_payload(button: dict[str, Any]) -> str | None:
     return json.loads(raw).get("p") if raw else None
 
 
-class VkCitizen:
+class VkCitizen(_Unacknowledged):
     channel = "vk"
-    acks = False
 
     def __init__(self, vk: Any, user: int) -> None:
         self.vk, self.id, self.user = vk, user, str(user)
@@ -111,12 +116,6 @@ class VkCitizen:
             out.append(Shown(m.text, tuple(p for b in buttons if (p := _vk_payload(b))),
                              any(b["action"].get("type") == "location" for b in buttons)))
         return out
-
-    def is_acked(self, token: Any) -> bool:
-        return False  # answered is all a citizen can tell
-
-    async def connect(self) -> None:
-        pass
 
     async def text(self, text: str) -> Any:
         return self.vk.send_text(self.id, text)
