@@ -31,6 +31,7 @@ from dialogue.engine import AlsoSave, Rewrite
 from dialogue.messages import IncomingMessage, OutgoingMessage
 from domain.ports import Conversation, ConversationStore
 
+from . import webhook_reply
 from .keyboards import MemoryReplyKeyboards, ReplyKeyboards
 from .messenger import TelegramMessenger
 from .polling import POLL_TIMEOUT, ConfirmingPolling
@@ -128,16 +129,29 @@ class TelegramChannel:
     async def on_callback(self, query: CallbackQuery, bot: Bot) -> None:
         # Answered unconditionally: the citizen's spinner stops whatever happens next. On a
         # webhook the answer rides on the webhook's own answer (bots.telegram.webhook_reply),
-        # sent as soon as the step is persisted; else it is a call of its own, made at once
+        # sent once the step is done, or is taken back and made as a call of its own if the
+        # step is still running after CARRY_WAIT; else it is a call of its own, made at once
         # and travelling while the engine works (the step does not wait for its round trip).
         method = query.answer()
-        answer = None if carry(bot, method) else asyncio.ensure_future(
-            self._answer(query.id, method, bot))
+        reply = carry(bot, method)
+        answer: asyncio.Future[None] | None = None
+        late: asyncio.TimerHandle | None = None
+        if reply is None:
+            answer = asyncio.ensure_future(self._answer(query.id, method, bot))
+        else:
+            def withdraw() -> None:
+                nonlocal answer
+                if reply.withdraw():
+                    answer = asyncio.ensure_future(self._answer(query.id, method, bot))
+
+            late = asyncio.get_running_loop().call_later(webhook_reply.CARRY_WAIT, withdraw)
         try:
             incoming = incoming_from_callback(query)
             if incoming is not None:
                 await self._converse(incoming, bot)
         finally:
+            if late is not None:
+                late.cancel()
             if answer is not None:
                 await answer
 

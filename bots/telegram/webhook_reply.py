@@ -7,11 +7,13 @@ result is never known, so only a call whose failure costs nothing goes this way:
 answer to a button press (``answerCallbackQuery``), which only stops the spinner on the
 citizen's button. In webhook mode that is one HTTP request to Telegram fewer for every
 press (:mod:`bots.telegram.webhook` answers the update once it is settled, a few
-milliseconds after the press was read).
+milliseconds after the press was read). A step still running after :data:`CARRY_WAIT`
+seconds (a slow classifier, a database under load) takes its call back and makes it
+itself, so the spinner never waits on a slow step for longer than that.
 
 The webhook route opens a :class:`WebhookReply` for each update it hands to the dispatcher;
 a handler offers its call with :func:`carry` and makes the call itself when that returns
-``False`` (polling, a second call, or the route has answered already).
+``None`` (polling, a second call, or the route has answered already).
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from aiogram.methods import TelegramMethod
 from aiohttp import web
 
 from .session import json_params
+
+#: Seconds a handler leaves its call in the webhook answer; after that it withdraws it and
+#: makes the call itself (see :meth:`WebhookReply.withdraw`).
+CARRY_WAIT = 1.0
 
 _CURRENT: ContextVar[WebhookReply | None] = ContextVar("tsur_webhook_reply", default=None)
 
@@ -44,6 +50,14 @@ class WebhookReply:
         if params is None:  # an upload, or a bot not on tsur's session
             return False
         self.params = {"method": method.__api_method__, **params}
+        return True
+
+    def withdraw(self) -> bool:
+        """Take the offered call back, if the answer has not been sent yet: ``True`` if the
+        caller must now make it itself, ``False`` if it has gone with the answer."""
+        if self.closed or self.params is None:
+            return False
+        self.params = None
         return True
 
     def response(self) -> web.Response:
@@ -70,8 +84,9 @@ def opened_reply() -> Iterator[WebhookReply]:
         _CURRENT.reset(token)
 
 
-def carry(bot: Bot, method: TelegramMethod[Any]) -> bool:
-    """Offer ``method`` to the webhook answer of the update being handled: ``True`` if it
-    goes there (Telegram makes the call), ``False`` if the caller must make it."""
+def carry(bot: Bot, method: TelegramMethod[Any]) -> WebhookReply | None:
+    """Offer ``method`` to the webhook answer of the update being handled: the answer it
+    went into (Telegram makes the call, unless the caller withdraws it), or ``None`` if the
+    caller must make it."""
     reply = _CURRENT.get()
-    return reply is not None and reply.offer(bot, method)
+    return reply if reply is not None and reply.offer(bot, method) else None

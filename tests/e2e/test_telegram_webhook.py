@@ -170,6 +170,37 @@ async def test_an_update_with_the_right_secret_reaches_the_dialogue(hooked: Hook
     assert classified.parse_mode == "HTML"
 
 
+async def test_a_press_whose_step_is_slow_gets_its_answer_by_a_call_of_its_own(
+        start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spinner does not wait for a slow step: after CARRY_WAIT the handler takes the
+    answer back from the webhook's answer and makes the call itself, once."""
+    from bots.telegram import webhook_reply
+
+    monkeypatch.setattr(webhook_reply, "CARRY_WAIT", 0.05)
+    gate = asyncio.Event()
+    handle = Engine.handle
+
+    async def slow_press(self: Engine, msg: Any, **options: Any) -> Any:
+        if msg.payload is not None:
+            await gate.wait()
+        return await handle(self, msg, **options)
+
+    monkeypatch.setattr(Engine, "handle", slow_press)
+    h = await start()
+    tg = h.tg
+    assert await h.post(tg.send_text(USER, "/start")) == (200, "ok")
+    menu = await tg.wait_for_message(USER)
+    press = tg.press(USER, menu, "menu:new")
+    posted = asyncio.create_task(h.post(press))
+    [answer] = await tg.wait_for(lambda: tg.calls_of("answerCallbackQuery"))
+    assert not answer.via_webhook and not posted.done()  # the step is still held
+    gate.set()
+    assert await posted == (200, "ok")  # nothing left in the webhook's answer
+    await tg.wait_for_message(USER, count=2)
+    assert list(tg.callback_answers) == [press["callback_query"]["id"]]
+    assert len(tg.calls_of("answerCallbackQuery")) == 1
+
+
 @pytest.mark.parametrize("background", [True, False])
 async def test_the_update_is_handled_before_the_webhook_is_answered(
         start: Start, background: bool) -> None:
