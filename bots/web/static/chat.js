@@ -6,6 +6,20 @@
   const MAX_UPLOAD = 10 * 1024 * 1024;
   const MAX_FRAME = 60 * 1024; // the server closes sockets on frames over 64 KiB
   const STORAGE_KEY = "tsur.webchat.client_id";
+  // Unacknowledged frames outlive a reload in sessionStorage: it belongs to this tab (a
+  // second tab does not send this one's frames again), survives a reload and the browser
+  // restoring a discarded tab, and is gone with the tab, so a frame is never sent days
+  // later into whatever step the dialogue has reached by then.
+  const PENDING_KEY = "tsur.webchat.pending";
+  const MAX_KEPT_FRAMES = 50;
+  const MAX_KEPT_CHARS = 256 * 1024; // ~0.5 MB of the ~5 MB an origin gets
+  // The server takes a frame's sent_at as its time stamp only within a day of its own
+  // clock (protocol.MAX_CLOCK_SKEW); an older frame would not be recognised as a repeat.
+  const MAX_KEPT_AGE = 20 * 3600 * 1000;
+  // The engine recognises a repeat among the last 5 messages it handled (SEEN_KEPT in
+  // dialogue/engine.py): with at most 4 frames unacknowledged on the wire, all of them
+  // are still among those when they are sent again.
+  const WINDOW = 4;
 
   const params = new URLSearchParams(window.location.search);
   const lang = params.get("lang") === "en" ? "en" : "ru";
@@ -99,7 +113,7 @@
           btn.textContent = b.label;
           btn.addEventListener("click", () => {
             bubble("user", b.label);
-            send({ type: "button", payload: b.payload });
+            send({ type: "button", payload: b.payload }, { text: b.label });
           });
           r.appendChild(btn);
         });
@@ -111,16 +125,81 @@
     else if (m.remove_keyboard) locationPanel.hidden = true;
   }
 
+  // --- frames kept until acknowledged -------------------------------------------------
+  // Every action frame carries an id and is kept until the server acknowledges it (once
+  // it is stored and answered); after a reconnect, or a reload, the unacknowledged ones
+  // are sent again, unchanged and in order, so nothing typed just before the server went
+  // away is lost. An entry: {id, data (the frame as sent), sentAt, text, image} — text and
+  // image redraw the citizen's bubble after a reload.
+  const pending = new Map();
+  const inFlight = new Set(); // ids sent on the current socket, not yet acknowledged
+
+  function session() {
+    try { return window.sessionStorage; } catch (e) { return null; } // blocked
+  }
+
+  function loadKept() {
+    const s = session();
+    let list = [];
+    try { list = JSON.parse((s && s.getItem(PENDING_KEY)) || "[]"); } catch (e) { list = []; }
+    if (!Array.isArray(list)) return [];
+    const now = Date.now();
+    return list.filter((e) => e && typeof e.id === "string" && typeof e.data === "string"
+      && typeof e.sentAt === "number" && now - e.sentAt < MAX_KEPT_AGE);
+  }
+
+  // Write the pending frames to sessionStorage: the oldest ones, within the bounds (a
+  // prefix, so what is sent again after a reload keeps its order). A full or blocked
+  // storage (private mode) costs only the reload-proofing, never the chat.
+  function keep() {
+    const s = session();
+    if (!s) return;
+    let list = [];
+    let chars = 0;
+    for (const e of pending.values()) {
+      const size = e.data.length + e.text.length + e.image.length + 64;
+      if (list.length >= MAX_KEPT_FRAMES || chars + size > MAX_KEPT_CHARS) break;
+      list.push(e);
+      chars += size;
+    }
+    for (;;) {
+      try {
+        if (list.length) s.setItem(PENDING_KEY, JSON.stringify(list));
+        else s.removeItem(PENDING_KEY);
+        return;
+      } catch (e) {
+        if (!list.length) return;
+        list = list.slice(0, list.length >> 1); // over the quota: keep fewer
+      }
+    }
+  }
+
+  function redraw(e) {
+    let text = e.text;
+    if (!text) {
+      try { text = String(JSON.parse(e.data).text || ""); } catch (err) { text = ""; }
+    }
+    const el = bubble("user", text);
+    if (e.image) image(el, e.image);
+  }
+
+  loadKept().forEach((e) => {
+    const entry = { id: e.id, data: e.data, sentAt: e.sentAt,
+                    text: String(e.text || ""), image: String(e.image || "") };
+    pending.set(entry.id, entry);
+    redraw(entry);
+  });
+  keep(); // forget what was too old
+
   // --- the socket --------------------------------------------------------------------
   const id = clientId();
   let ws = null;
   let ready = false;
-  let greeted = false; // ask the bot for its greeting and menu once per page load
+  // Ask the bot for its greeting and menu once per page load — unless frames from before
+  // a reload are to be sent again: /start would overtake them and move the dialogue (back
+  // to the menu) before they are answered; their replies show where the dialogue is.
+  let greeted = pending.size > 0;
   let delay = 1000;
-  // Every action frame carries an id and is kept until the server acknowledges it (once
-  // it is stored and answered); after a reconnect the unacknowledged ones are sent again,
-  // unchanged, so nothing typed just before the server went away is lost.
-  const pending = new Map();
   let seq = 0;
 
   function setStatus(state) {
@@ -141,17 +220,19 @@
       ready = true;
       delay = 1000;
       setStatus("online");
-      pending.forEach((data) => ws.send(data));
+      inFlight.clear();
+      pump();
     });
     ws.addEventListener("message", (ev) => {
       let m;
       try { m = JSON.parse(ev.data); } catch (e) { return; }
       if (m.type === "message") renderMessage(m);
-      else if (m.type === "ack") pending.delete(m.id);
+      else if (m.type === "ack") acknowledged(m.id);
       else if (m.type === "error") bubble("error", m.text || "");
     });
     ws.addEventListener("close", () => {
       ready = false;
+      inFlight.clear();
       setStatus("offline");
       const wait = delay + Math.random() * 500;
       delay = Math.min(delay * 2, 30000);
@@ -159,13 +240,35 @@
     });
   }
 
-  function send(frame) {
+  // Send the pending frames, in order, keeping at most WINDOW of them unacknowledged.
+  function pump() {
+    if (!ready || ws.readyState !== WebSocket.OPEN) return;
+    for (const e of pending.values()) {
+      if (inFlight.size >= WINDOW) return;
+      if (!inFlight.has(e.id)) {
+        inFlight.add(e.id);
+        ws.send(e.data);
+      }
+    }
+  }
+
+  function acknowledged(frameId) {
+    inFlight.delete(frameId);
+    if (pending.delete(frameId)) keep();
+    pump();
+  }
+
+  // shown: what the citizen's bubble showed ({text, image}), to redraw it after a reload
+  function send(frame, shown) {
     seq += 1;
     frame.id = Date.now().toString(36) + "-" + seq;
     frame.sent_at = Date.now();
-    const data = JSON.stringify(frame);
-    pending.set(frame.id, data);
-    if (ready && ws.readyState === WebSocket.OPEN) ws.send(data);
+    // a bubble showing the frame's own text does not keep a second copy of it
+    const text = shown.text && shown.text !== frame.text ? shown.text : "";
+    pending.set(frame.id, { id: frame.id, data: JSON.stringify(frame), sentAt: frame.sent_at,
+                            text: text, image: shown.image || "" });
+    keep();
+    pump();
   }
 
   // --- the composer ------------------------------------------------------------------
@@ -177,7 +280,7 @@
       return;
     }
     bubble("user", text);
-    send({ type: "text", text: text });
+    send({ type: "text", text: text }, { text: text });
     input.value = "";
     autosize();
   }
@@ -205,6 +308,10 @@
     if (!file) return;
     if (file.size > MAX_UPLOAD) { bubble("error", L.tooBig); return; }
     const caption = input.value.trim() ? input.value : "";
+    if (new TextEncoder().encode(caption).length > MAX_FRAME) {
+      bubble("error", L.tooLong); // a frame over 64 KiB would close the socket, again and again
+      return;
+    }
     const mine = bubble("user", caption);
     image(mine, URL.createObjectURL(file));
     const note = bubble("system", L.uploading);
@@ -218,7 +325,10 @@
       note.remove();
       input.value = "";
       autosize();
-      send({ type: "photo", upload_id: body.id, text: caption });
+      // the photo is on the server now: the frame naming it can be sent again after a
+      // reload (a photo still uploading when the page goes is lost with the page)
+      send({ type: "photo", upload_id: body.id, text: caption },
+           { text: caption, image: typeof body.url === "string" ? body.url : "" });
     } catch (e) {
       note.remove();
       mine.classList.add("failed");
@@ -233,9 +343,10 @@
       (pos) => {
         const lat = pos.coords.latitude;
         const lon = pos.coords.longitude;
-        bubble("user", L.myLocation + "\n" + lat.toFixed(5) + ", " + lon.toFixed(5));
+        const shown = L.myLocation + "\n" + lat.toFixed(5) + ", " + lon.toFixed(5);
+        bubble("user", shown);
         locationPanel.hidden = true;
-        send({ type: "location", latitude: lat, longitude: lon });
+        send({ type: "location", latitude: lat, longitude: lon }, { text: shown });
       },
       () => bubble("error", L.geoDenied),
       { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 },
