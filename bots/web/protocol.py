@@ -15,12 +15,17 @@ were sent::
 
     {"type": "ack", "id": "<the frame's id>"}
 
-The page keeps every frame until its ``ack`` and sends the unacknowledged ones again,
-with the same ``id`` and ``sent_at``, after a reconnect: a frame sent just before the
-server died is not lost. ``sent_at`` is the frame's time stamp for the engine, which
-recognises a frame it had already persisted by its time stamp and content and does not
-record it twice (a ``sent_at`` more than :data:`MAX_CLOCK_SKEW` away from the server's
-clock is replaced by the server's time).
+The page keeps every frame until its ``ack`` — in memory and in the tab's
+``sessionStorage`` (bounded), so across a reload too — and sends the unacknowledged ones
+again, with the same ``id`` and ``sent_at``, after a reconnect or a reload (right after
+``hello``, before anything new; a reloaded page holding such frames does not send its
+``/start`` greeting): a frame sent just before the server died is not lost. ``sent_at``
+is the frame's time stamp for the engine, which recognises a frame it had already
+persisted by its time stamp and content and does not record it twice (a ``sent_at`` more
+than :data:`MAX_CLOCK_SKEW` away from the server's clock is replaced by the server's
+time). The engine remembers the last five messages of a conversation, so the page keeps
+at most four frames unacknowledged on the socket. The server itself does not remember
+frame ids: a repeat is always handed to the engine, which answers it again.
 
 Server → client::
 

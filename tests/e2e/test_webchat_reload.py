@@ -225,3 +225,43 @@ async def test_a_full_or_blocked_storage_does_not_break_the_chat(
     await page.wait_for_selector("text=echo: still here")
     assert [m.text for m in webchat.engine.received] == ["/start", "still here"]
     assert errors == []
+
+
+async def test_at_most_four_frames_are_unacknowledged_on_the_wire(
+        serve: Any, browser_page: Any) -> None:
+    """So that every frame sent again is still among the last five the engine remembers
+    (dialogue/engine.py SEEN_KEPT): the fifth waits for the first one's ack."""
+    gate = asyncio.Event()
+
+    class Held(FakeEngine):
+        async def handle(self, msg: IncomingMessage, **kwargs: Any) -> list[OutgoingMessage]:
+            if msg.text == "slow":
+                await gate.wait()
+            return await super().handle(msg, **kwargs)
+
+    engine = Held()
+    server = await serve(engine)
+    page = browser_page
+    wire: list[tuple[str, dict[str, Any]]] = []  # what went each way, in order
+    page.on("websocket", lambda ws: (
+        ws.on("framesent", lambda data: wire.append(("sent", json.loads(data)))),
+        ws.on("framereceived", lambda data: wire.append(("received", json.loads(data))))))
+    await page.goto(str(server.make_url("/chat")))
+    await page.wait_for_selector(".bubble.bot")
+    texts = ["slow", "a1", "a2", "a3", "a4", "a5"]
+    for text in texts:
+        await page.fill("#input", text)
+        await page.press("#input", "Enter")
+
+    def sent() -> list[str]:
+        return [f["text"] for way, f in wire if way == "sent" and "id" in f]
+
+    async with asyncio.timeout(5):
+        while len(sent()) < 4:
+            await asyncio.sleep(0.02)
+    gate.set()
+    await page.wait_for_selector("text=echo: a5")
+    assert sent() == texts  # each once, in order
+    first_ack = next(i for i, (way, f) in enumerate(wire) if f.get("type") == "ack")
+    fifth = next(i for i, (way, f) in enumerate(wire) if f.get("text") == "a4")
+    assert first_ack < fifth
