@@ -37,7 +37,9 @@ Server → client::
 
 ``client_id`` becomes both ``user_id`` and ``Address(Channel.WEB, client_id).chat_id``.
 A bad frame is answered with an ``error`` frame and the socket stays open; a frame over
-64 KiB closes the socket with code 1009 (message too big). Text longer than
+64 KiB closes the socket with code 1009 (message too big). A bad frame carrying a
+well-formed ``id`` is acknowledged after its ``error``: sent again, it would fail again
+(the page would otherwise send it after every reconnect and reload). Text longer than
 :data:`LONG_TEXT` is *not* cut here: the engine answers it politely.
 """
 
@@ -126,6 +128,20 @@ def _tagged(action: Action, data: dict[str, Any]) -> Action:
             raise FrameError("bad_field", "sent_at")
         sent_at = float(sent_at) / 1000
     return replace(action, id=frame_id, sent_at=sent_at)
+
+
+def frame_id_of(raw: str) -> str | None:
+    """The well-formed ``id`` a frame carries, if any, even when the frame is otherwise
+    not one :func:`parse_frame` accepts (to acknowledge it: it would not read better sent
+    again)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    frame_id = data.get("id") if isinstance(data, dict) else None
+    if isinstance(frame_id, str) and _FRAME_ID_RE.fullmatch(frame_id):
+        return frame_id
+    return None
 
 
 def parse_frame(raw: str) -> Hello | Action:

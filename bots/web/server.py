@@ -36,6 +36,7 @@ from .protocol import (
     FrameError,
     Hello,
     error_frame,
+    frame_id_of,
     parse_frame,
     render_message,
 )
@@ -152,6 +153,7 @@ class WebChat:
             frame = parse_frame(raw)
         except FrameError as exc:
             await _send(ws, error_frame(exc.code, session.lang, exc.value))
+            await _ack(ws, frame_id_of(raw))  # it would fail again: the page may forget it
             return
         if isinstance(frame, Hello):
             if session.client_id not in (None, frame.client_id):

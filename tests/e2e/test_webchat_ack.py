@@ -70,7 +70,27 @@ async def test_a_bad_id_or_time_stamp_is_refused(
         await ws.send_json({"type": "text", "text": "x", **bad})
         frame = await ws.receive_json(timeout=5)
         assert frame["type"] == "error" and frame["code"] == "bad_field", (bad, frame)
+        if bad["id"] == "ok":  # a well-formed id: acknowledged, it would fail again
+            assert await ws.receive_json(timeout=5) == {"type": "ack", "id": "ok"}
     assert webchat.engine.received == []
+    await ws.close()
+
+
+async def test_a_bad_frame_with_an_id_is_acknowledged_after_its_error(
+        webchat: WebChatServer, webchat_http: ClientSession) -> None:
+    """Sent again it would fail again: the page may forget it (or it would send it after
+    every reconnect and reload, holding up what comes after it)."""
+    ws = await connect(webchat_http, webchat)
+    for n, bad in enumerate(({"type": "dance"}, {"type": "text", "text": "  "},
+                             {"type": "location", "latitude": 100, "longitude": 47})):
+        await ws.send_json({**bad, "id": f"bad-{n}", "sent_at": time.time() * 1000})
+        error, ack = await ws.receive_json(timeout=5), await ws.receive_json(timeout=5)
+        assert error["type"] == "error" and ack == {"type": "ack", "id": f"bad-{n}"}
+    # a bad id cannot be acknowledged: only the error comes, then the next frame's reply
+    await ws.send_json({"type": "dance", "id": "with space"})
+    await ws.send_json({"type": "text", "text": "hi"})
+    assert (await ws.receive_json(timeout=5))["code"] == "unknown_type"
+    assert (await ws.receive_json(timeout=5))["text"] == "echo: hi"
     await ws.close()
 
 

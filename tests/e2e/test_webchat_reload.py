@@ -265,3 +265,20 @@ async def test_at_most_four_frames_are_unacknowledged_on_the_wire(
     first_ack = next(i for i, (way, f) in enumerate(wire) if f.get("type") == "ack")
     fifth = next(i for i, (way, f) in enumerate(wire) if f.get("text") == "a4")
     assert first_ack < fifth
+
+
+async def test_a_text_too_long_once_escaped_is_refused_not_kept(
+        webchat: Any, browser_page: Any) -> None:
+    """40,000 quotes are 40 KB typed but 80 KB as JSON: over the frame limit, such a frame
+    would close the socket on every attempt, and now after every reload too."""
+    page = browser_page
+    await page.goto(webchat.url + "/chat")
+    await page.wait_for_selector('#status[data-state="online"]')
+    await page.fill("#input", '"' * 40_000)
+    await page.press("#input", "Enter")
+    await page.wait_for_selector(".bubble.error")
+    assert await kept(page) == []
+    await page.fill("#input", "after")
+    await page.press("#input", "Enter")
+    await page.wait_for_selector("text=echo: after")
+    assert [m.text for m in webchat.engine.received] == ["/start", "after"]

@@ -5,6 +5,9 @@
 (function () {
   const MAX_UPLOAD = 10 * 1024 * 1024;
   const MAX_FRAME = 60 * 1024; // the server closes sockets on frames over 64 KiB
+  // A text's size as it travels (JSON escapes quotes, backslashes, control characters): a
+  // frame over the limit would close the socket on every attempt, after a reload too.
+  const tooLong = (text) => new TextEncoder().encode(JSON.stringify(text)).length > MAX_FRAME;
   const STORAGE_KEY = "tsur.webchat.client_id";
   // Unacknowledged frames outlive a reload in sessionStorage: it belongs to this tab (a
   // second tab does not send this one's frames again), survives a reload and the browser
@@ -275,7 +278,7 @@
   function sendText() {
     const text = input.value;
     if (!text.trim()) return;
-    if (new TextEncoder().encode(text).length > MAX_FRAME) {
+    if (tooLong(text)) {
       bubble("error", L.tooLong);
       return;
     }
@@ -308,10 +311,7 @@
     if (!file) return;
     if (file.size > MAX_UPLOAD) { bubble("error", L.tooBig); return; }
     const caption = input.value.trim() ? input.value : "";
-    if (new TextEncoder().encode(caption).length > MAX_FRAME) {
-      bubble("error", L.tooLong); // a frame over 64 KiB would close the socket, again and again
-      return;
-    }
+    if (tooLong(caption)) { bubble("error", L.tooLong); return; }
     const mine = bubble("user", caption);
     image(mine, URL.createObjectURL(file));
     const note = bubble("system", L.uploading);
