@@ -16,6 +16,13 @@ Every request is recorded in ``vk.calls``; ``deny``, ``fail_next`` and ``fault_r
 script failures. Opt-in ``vk.flood = FloodGate(20)`` (``tests/fakes/flood.py``) enforces
 the community's 20 requests per second: a request over it gets error 6, counted in
 ``vk.flood.refused``.
+
+``random_id``: by default a repeated ``random_id`` gets the first request's answer,
+whatever its peers. :meth:`FakeVK.dedup_per_peer` switches to what VK documents: the
+``random_id`` is unique per sender (the community) over the whole message history, and
+keeps a message from being sent again *to the same recipient* (the bots guide) — so a
+``peer_ids`` request repeating a ``random_id`` sends nothing to the peers that already got
+a message with it and sends to the others; repeats are counted in ``vk.repeats_dropped``.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from tests.fakes.flood import FloodGate, repeats
 from tests.fakes.telegram import Signal
 from tests.fakes.vk_inject import VkInjector
 from tests.fakes.vk_keyboard import VkError
-from tests.fakes.vk_methods import METHODS
+from tests.fakes.vk_methods import METHODS, _content, _int, _ints, _reachable, invalid
 from tests.fakes.vk_state import VkCall, VkSentMessage, VkWorld
 
 T = TypeVar("T")
@@ -68,6 +75,8 @@ class FakeVK(VkInjector):
         self.base_url = ""
         self.api_url = ""
         self.polls_in_flight = 0
+        self.methods = dict(METHODS)
+        self.repeats_dropped: list[tuple[int, int]] = []  # (peer, random_id) not sent again
         self._release = 0
         self._faults: list[tuple[str | None, VkFault]] = []
         self._signal = Signal()
@@ -120,6 +129,15 @@ class FakeVK(VkInjector):
         else:
             fault = VkFault(int(code), after_apply=after_apply)
         self._faults.extend((method, fault) for _ in range(times))
+
+    def dedup_per_peer(self) -> None:
+        """Drop a repeated ``random_id`` per recipient, as VK documents (module doc)."""
+        first: dict[tuple[int, int], VkSentMessage] = {}
+
+        def send(world: VkWorld, params: dict[str, Any]) -> Any:
+            return _send_per_peer(world, params, first, self.repeats_dropped)
+
+        self.methods["messages.send"] = send
 
     def release_polls(self) -> None:
         """Answer every held long-poll request now (with no updates), e.g. to stop a bot."""
@@ -174,9 +192,9 @@ class FakeVK(VkInjector):
                 raise VkError(5)
             if not params.get("v"):
                 raise VkError(8)
-            if name not in METHODS:
+            if name not in self.methods:
                 raise VkError(3)
-            result = METHODS[name](self.world, params)
+            result = self.methods[name](self.world, params)
             if fault:
                 return self._fail(request, call, name, params, fault)
             return web.json_response({"response": result})
@@ -286,3 +304,50 @@ class FakeVK(VkInjector):
             return found[count - 1] if len(found) >= count else None
 
         return await self.wait_for(matching, timeout)
+
+
+def _send_per_peer(world: VkWorld, params: dict[str, Any],
+                   first: dict[tuple[int, int], VkSentMessage],
+                   dropped: list[tuple[int, int]]) -> Any:
+    """``messages.send`` with ``random_id`` checked per (peer, random_id); see the module
+    doc. The same validation as :func:`tests.fakes.vk_methods.messages_send`."""
+    random_id = _int(params, "random_id")
+    if random_id is None:
+        raise invalid("random_id is a required parameter")
+    many = params.get("peer_ids") not in (None, "")
+    if many:
+        peers = _ints(params["peer_ids"])
+        if len(peers) > 100:
+            raise invalid("peer_ids is too long, maximum is 100")
+    else:
+        peer = _int(params, "peer_id") or _int(params, "user_id")
+        if peer is None:
+            raise invalid("peer_id or user_id or peer_ids is undefined")
+        peers = [peer]
+    text, keyboard, attachments = _content(world, params)
+    if not text and not attachments and not params.get("sticker_id"):
+        raise invalid("message is empty or invalid")
+    results = []
+    for peer in peers:
+        earlier = first.get((peer, random_id)) if random_id else None
+        if earlier is not None:
+            dropped.append((peer, random_id))
+            results.append({"peer_id": peer, "message_id": earlier.message_id,
+                            "conversation_message_id": earlier.conversation_message_id})
+            continue
+        error = _reachable(world, peer)
+        if error and not many:
+            raise error
+        if error:
+            results.append({"peer_id": peer,
+                            "error": {"code": error.code, "description": error.message}})
+            continue
+        message_id, cmid = world.next_ids(peer)
+        sent = VkSentMessage(peer, message_id, cmid, random_id, text, keyboard, attachments,
+                             params.get("payload"))
+        world.sent.append(sent)
+        if random_id:
+            first[peer, random_id] = sent
+        results.append({"peer_id": peer, "message_id": message_id,
+                        "conversation_message_id": cmid})
+    return results if many else results[0]["message_id"]
