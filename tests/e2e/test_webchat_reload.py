@@ -282,3 +282,14 @@ async def test_a_text_too_long_once_escaped_is_refused_not_kept(
     await page.press("#input", "Enter")
     await page.wait_for_selector("text=echo: after")
     assert [m.text for m in webchat.engine.received] == ["/start", "after"]
+
+
+def test_the_page_window_fits_in_what_the_engine_remembers() -> None:
+    """chat.js's WINDOW is chosen for dialogue/engine.py's SEEN_KEPT: change them together."""
+    import re
+
+    from bots.web.server import STATIC_DIR
+    from dialogue.engine import SEEN_KEPT
+
+    match = re.search(r"const WINDOW = (\d+);", (STATIC_DIR / "chat.js").read_text())
+    assert match is not None and 1 <= int(match.group(1)) < SEEN_KEPT
