@@ -35,7 +35,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from domain.ports import OutboxMessage, OutboxStatus, UnitOfWork
-from notifications.delivery_batch import Outcome, flush_outcomes, group_units, round_robin
+from notifications.delivery_batch import (
+    Outcome,
+    flush_outcomes,
+    group_units,
+    pinned_key,
+    round_robin,
+)
 from notifications.delivery_send import Backoff, Sending
 from notifications.messenger import Messenger
 from notifications.ratelimit import RateLimiter, SendWindow, Slot
@@ -286,9 +292,13 @@ class DeliveryWorker(Sending):
                 # the windows or the chat's earlier message kept it past the lease's margin:
                 # another claim may hold it by now, so it is given back, not sent
                 self._record(*(Outcome(m, token) for m in unit))
-            elif len(unit) > 1:
+            elif len(unit) == 1 and self._skip(unit[0], token):
+                pass
+            elif len(unit) > 1 or (pinned_key(unit[0]) is not None
+                                   and hasattr(self.messenger, "send_many")):
+                # a row pinned to a request to many goes as that request, alone too
                 await self._deliver_many(unit, token)
-            elif not self._skip(unit[0], token):
+            else:
                 await self.deliver(unit[0], token)
         except Exception:
             log.exception("%s: delivering %s failed", self.channel, [m.id for m in unit])

@@ -11,6 +11,15 @@ are sent as one request to up to ``max_peers`` chats. The request's idempotency 
 ``random_id``) is derived from the sorted ``dedup_key`` s of its rows, so a group claimed
 again after a crash — the same rows, in the same order, because claims are ordered and
 groups are cut in claim order — is the same request and the platform drops the repeat.
+
+A request whose outcome is unknown (a timeout, a dropped connection: the platform may have
+applied it) pins its key to its rows: they are given back with ``last_error`` starting
+``[request <key>]`` (:func:`pinned`). Later claims may cut those rows into other groups —
+claims are limited, and rows come due at different times — so a pinned row only goes
+with rows pinned to the same key, alone too, and the request carries that key: a peer
+that may have the message never gets it under a second ``random_id``. (VK drops a repeated
+``random_id`` per recipient, so a smaller retry with the key still reaches the peers the
+first request did not.)
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,6 +36,7 @@ from datetime import datetime
 from domain.ports import OutboxMessage, OutboxStatus, UnitOfWork
 
 log = logging.getLogger(__name__)
+_PINNED = re.compile(r"^\[request (many:[0-9a-f]{32})\] ")
 
 
 @dataclass(slots=True)
@@ -51,7 +62,8 @@ def group_units(batch: Sequence[OutboxMessage], kinds: Iterable[str],
         if message.kind not in kinds or max_peers < 2:
             units.append([message])
             continue
-        fingerprint = message.kind + json.dumps(message.payload, sort_keys=True)
+        fingerprint = (f"{message.kind}{pinned_key(message) or ''}"
+                       + json.dumps(message.payload, sort_keys=True))
         group, chats = open_groups.get(fingerprint) or ([], set())
         if not group or len(group) >= max_peers or message.chat_id in chats:
             group, chats = [], set()
@@ -63,9 +75,25 @@ def group_units(batch: Sequence[OutboxMessage], kinds: Iterable[str],
 
 
 def batch_key(unit: Sequence[OutboxMessage]) -> str:
-    """The idempotency key of a request to many chats: the same rows, the same key."""
+    """The idempotency key of a request to many chats: the key its rows are pinned to (all
+    of them, as :func:`group_units` groups them); else the same rows, the same key."""
+    pinned = pinned_key(unit[0]) if unit else None
+    if pinned is not None and all(pinned_key(m) == pinned for m in unit):
+        return pinned
     keys = "\n".join(sorted(m.dedup_key for m in unit))
     return "many:" + hashlib.sha256(keys.encode()).hexdigest()[:32]
+
+
+def pinned_key(message: OutboxMessage) -> str | None:
+    """The key of the request to many chats that ``message`` was last tried in without a
+    known outcome, or ``None``."""
+    found = _PINNED.match(message.last_error)
+    return found.group(1) if found else None
+
+
+def pinned(error: str, key: str) -> str:
+    """``error`` as the ``last_error`` of a row pinned to the request ``key``."""
+    return f"[request {key}] {_PINNED.sub('', error, count=1)}"
 
 
 async def flush_outcomes(uow: UnitOfWork, outcomes: Sequence[Outcome], now: datetime,

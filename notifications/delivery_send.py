@@ -13,7 +13,7 @@ from typing import Any
 
 from dialogue.messages import OutgoingMessage
 from domain.ports import OutboxMessage, OutboxStatus
-from notifications.delivery_batch import Outcome, batch_key
+from notifications.delivery_batch import Outcome, batch_key, pinned, pinned_key
 from notifications.messenger import Messenger, RetryAfter, SendResult, TransientError
 from notifications.outbox import address_of
 
@@ -65,13 +65,22 @@ class Sending:
     async def _deliver_many(self, unit: list[OutboxMessage], token: str) -> None:
         """One request to many chats: the same message to each (a broadcast on VK)."""
         send_many = self.messenger.send_many  # type: ignore[attr-defined]
+        key = batch_key(unit)
         try:
             results = await send_many([address_of(m) for m in unit],
-                                      OutgoingMessage.from_json(unit[0].payload),
-                                      key=batch_key(unit))
+                                      OutgoingMessage.from_json(unit[0].payload), key=key)
         except Exception as exc:
-            self._record(*[await self._failed(m, token, exc, pause=index == 0)
-                           for index, m in enumerate(unit)])
+            outcomes = [await self._failed(m, token, exc, pause=index == 0)
+                        for index, m in enumerate(unit)]
+            # the platform may have applied it (flood control says it did not): the rows
+            # keep this request's key (delivery_batch), and come due together
+            pin = not isinstance(exc, RetryAfter) or pinned_key(unit[0]) is not None
+            due = max((o.not_before for o in outcomes if o.not_before), default=None)
+            for o in outcomes:
+                if o.status is None and o.not_before is not None:
+                    o.not_before = due
+                    o.error = pinned(o.error, key) if pin else o.error
+            self._record(*outcomes)
         else:
             self._record(*(self._outcome(m, token, r) for m, r in zip(unit, results,
                                                                        strict=True)))

@@ -89,6 +89,7 @@ class FaultyVK(FakeVK):
     def __init__(self, group_id: int, seed: int, *, rate: float = RATE,
                  hang_seconds: float = 1.0) -> None:
         super().__init__(group_id, seed=seed)
+        self.dedup_per_peer()  # a repeated random_id is dropped per recipient, as VK does
         self.fault_kinds = [VkFault(6), VkFault(9), VkFault(10), VkFault(status=502),
                             VkFault(drop=True), VkFault(drop=True, after_apply=True)]
         self.fault_rate = rate * (1 - HANG_SHARE)
