@@ -41,7 +41,7 @@ from tests.fakes.flood import FloodGate, repeats
 from tests.fakes.telegram import Signal
 from tests.fakes.vk_inject import VkInjector
 from tests.fakes.vk_keyboard import VkError
-from tests.fakes.vk_methods import METHODS, _content, _int, _ints, _reachable, invalid
+from tests.fakes.vk_methods import METHODS, _reachable, send_request
 from tests.fakes.vk_state import VkCall, VkSentMessage, VkWorld
 
 T = TypeVar("T")
@@ -311,22 +311,9 @@ def _send_per_peer(world: VkWorld, params: dict[str, Any],
                    dropped: list[tuple[int, int]]) -> Any:
     """``messages.send`` with ``random_id`` checked per (peer, random_id); see the module
     doc. The same validation as :func:`tests.fakes.vk_methods.messages_send`."""
-    random_id = _int(params, "random_id")
-    if random_id is None:
-        raise invalid("random_id is a required parameter")
-    many = params.get("peer_ids") not in (None, "")
-    if many:
-        peers = _ints(params["peer_ids"])
-        if len(peers) > 100:
-            raise invalid("peer_ids is too long, maximum is 100")
-    else:
-        peer = _int(params, "peer_id") or _int(params, "user_id")
-        if peer is None:
-            raise invalid("peer_id or user_id or peer_ids is undefined")
-        peers = [peer]
-    text, keyboard, attachments = _content(world, params)
-    if not text and not attachments and not params.get("sticker_id"):
-        raise invalid("message is empty or invalid")
+    req = send_request(world, params)
+    random_id, peers, many = req.random_id, req.peers, req.many
+    text, keyboard, attachments = req.text, req.keyboard, req.attachments
     results = []
     for peer in peers:
         earlier = first.get((peer, random_id)) if random_id else None

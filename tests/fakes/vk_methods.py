@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from tests.fakes.vk_keyboard import MAX_MESSAGE, VkError, invalid, parse_keyboard
@@ -83,7 +84,20 @@ def _reachable(world: VkWorld, peer_id: int) -> VkError | None:
     return None
 
 
-def messages_send(world: VkWorld, params: Params) -> Any:
+@dataclass(frozen=True)
+class SendRequest:
+    """A checked ``messages.send``: its random_id, peers (one unless ``many``) and content."""
+
+    random_id: int
+    peers: list[int]
+    many: bool
+    text: str
+    keyboard: Any
+    attachments: Any
+
+
+def send_request(world: VkWorld, params: Params) -> SendRequest:
+    """The parameters of a ``messages.send``, validated as VK does (raises its errors)."""
     random_id = _int(params, "random_id")
     if random_id is None:
         raise invalid("random_id is a required parameter")
@@ -99,6 +113,13 @@ def messages_send(world: VkWorld, params: Params) -> Any:
     text, keyboard, attachments = _content(world, params)
     if not text and not attachments and not params.get("sticker_id"):
         raise invalid("message is empty or invalid")
+    return SendRequest(random_id, peers, many, text, keyboard, attachments)
+
+
+def messages_send(world: VkWorld, params: Params) -> Any:
+    req = send_request(world, params)
+    random_id, peers, many = req.random_id, req.peers, req.many
+    text, keyboard, attachments = req.text, req.keyboard, req.attachments
     if random_id and random_id in world.by_random_id:
         return world.by_random_id[random_id]  # VK de-duplicates by random_id
     if not many and (error := _reachable(world, peers[0])):
