@@ -153,6 +153,11 @@ class Outbox(Protocol):
         """Give a claimed message back, due again at ``not_before``."""
         ...
 
+    async def annotate(self, message_ids: Sequence[int], token: str, prefix: str) -> None:
+        """Put ``prefix`` before the ``last_error`` of the claimed messages: what must
+        survive the worker's crash (the request to many chats they are sent in)."""
+        ...
+
     async def release(self, message_ids: Sequence[int], token: str) -> None:
         """Give claimed but unsent messages back, due at once (and the attempt uncounted)."""
         ...

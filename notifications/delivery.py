@@ -15,7 +15,11 @@ window even when sends are delayed on the way); outcomes are marked in batches (
 outcomes); and :meth:`DeliveryWorker.run` claims the next batch while the current one is
 still being sent. Messages of the kinds in ``batch_kinds`` (broadcasts) go through a
 messenger's ``send_many`` when it has one (VK: up to 100 ``peer_ids`` per
-``messages.send``, one request of the rate limit).
+``messages.send``, one request of the rate limit). Each such request's key is written to
+its rows in the claim's transaction, before it is sent
+(:func:`~notifications.delivery_batch.pin_requests`), so rows sent and never marked (the
+worker died) are retried under that key however a later claim groups them, and VK,
+which drops a repeated ``random_id`` per recipient, shows nobody the broadcast twice.
 
 Order per chat: messages to one chat are sent one after the other, in claim order; when one
 is given back to be retried, the rest of the batch to that chat is given back too, and the
@@ -37,9 +41,10 @@ from datetime import UTC, datetime, timedelta
 from domain.ports import OutboxMessage, OutboxStatus, UnitOfWork
 from notifications.delivery_batch import (
     Outcome,
+    as_request,
     flush_outcomes,
     group_units,
-    pinned_key,
+    pin_requests,
     round_robin,
 )
 from notifications.delivery_send import Backoff, Sending
@@ -121,7 +126,7 @@ class DeliveryWorker(Sending):
         The next batch is claimed while the last quarter of the current one is sent."""
         log.info("outbox worker for %s started", self.channel)
         flusher = asyncio.create_task(self._flush_loop())
-        prefetch: asyncio.Task[tuple[list[OutboxMessage], str, datetime]] | None = None
+        prefetch: asyncio.Task[tuple[list[list[OutboxMessage]], str, datetime]] | None = None
 
         def claim_next() -> None:
             nonlocal prefetch
@@ -132,20 +137,20 @@ class DeliveryWorker(Sending):
             while not self._stop.is_set():
                 try:
                     task, prefetch = prefetch, None
-                    batch, token, claimed_at = await (task if task else self._claim())
-                    full = len(batch) >= self._claim_limit()
-                    if batch:
-                        await self._dispatch(batch, token, claimed_at,
+                    units, token, claimed_at = await (task if task else self._claim())
+                    full = sum(map(len, units)) >= self._claim_limit()
+                    if units:
+                        await self._dispatch(units, token, claimed_at,
                                              on_low=claim_next if full else None)
                 except Exception:  # the database went away, say: keep the worker alive
                     log.exception("outbox worker for %s failed; retrying", self.channel)
-                    batch = []
-                if not batch and not self._stop.is_set():
+                    units = []
+                if not units and not self._stop.is_set():
                     await self._idle()
             if prefetch is not None:  # stopped while claiming: give that batch back
                 with contextlib.suppress(Exception):
-                    batch, token, _ = await prefetch
-                    self._record(*(Outcome(m, token) for m in batch))
+                    units, token, _ = await prefetch
+                    self._record(*(Outcome(m, token) for u in units for m in u))
         finally:
             await self._drain()
             flusher.cancel()
@@ -166,15 +171,15 @@ class DeliveryWorker(Sending):
 
     async def run_once(self) -> int:
         """Claim one batch, deliver it and mark it; returns how many were claimed."""
-        batch, token, claimed_at = await self._claim()
+        units, token, claimed_at = await self._claim()
         try:
-            if batch:
-                await self._dispatch(batch, token, claimed_at)
+            if units:
+                await self._dispatch(units, token, claimed_at)
             await self._drain()
         finally:
             await self.flush()
         self._held = {held for held in self._held if held[0] != token}
-        return len(batch)
+        return sum(map(len, units))
 
     async def flush(self) -> None:
         """Mark every outcome collected so far, in one transaction."""
@@ -208,24 +213,33 @@ class DeliveryWorker(Sending):
         fits = int(rate * self.lease.total_seconds() / 2) * per_request
         return max(1, min(wanted, fits))
 
-    async def _claim(self) -> tuple[list[OutboxMessage], str, datetime]:
+    def _grouped_kinds(self) -> frozenset[str]:
+        """The kinds sent as requests to many chats: none without ``send_many``."""
+        return self.batch_kinds if hasattr(self.messenger, "send_many") else frozenset()
+
+    async def _claim(self) -> tuple[list[list[OutboxMessage]], str, datetime]:
+        """Claim a batch and cut it into units of sending; the key of each request to
+        many chats is pinned to its rows in the claim's transaction (delivery_batch), so
+        the rows of a request sent and never marked (the worker died) are retried under
+        its key however a later claim groups them."""
         token = uuid.uuid4().hex
         claimed_at = self.clock()
         async with self.uow_factory() as uow:
             batch = await uow.outbox.claim(self.channel, claimed_at,
                                            limit=self._claim_limit(), lease=self.lease,
                                            token=token)
+            kinds = self._grouped_kinds()
+            units = group_units(round_robin(batch), kinds, self.max_peers)
+            await pin_requests(uow, units, kinds, self.max_peers, token)
             await uow.commit()
-        return batch, token, claimed_at
+        return units, token, claimed_at
 
-    async def _dispatch(self, batch: list[OutboxMessage], token: str, claimed_at: datetime,
+    async def _dispatch(self, units: list[list[OutboxMessage]], token: str,
+                        claimed_at: datetime,
                         on_low: Callable[[], None] | None = None) -> None:
         """Book a limiter slot for each send, in order, and start it when its slot comes."""
         # leave a margin so a message is never sent after its lease has run out
         deadline = claimed_at + self.lease * (1 - SEND_MARGIN)
-        can_group = hasattr(self.messenger, "send_many")
-        units = group_units(round_robin(batch), self.batch_kinds if can_group else (),
-                            self.max_peers)
         low_at = len(units) * 3 // 4
         behind = YIELD_EVERY - 1  # the first send gets a turn at once
         for index, unit in enumerate(units):
@@ -294,8 +308,7 @@ class DeliveryWorker(Sending):
                 self._record(*(Outcome(m, token) for m in unit))
             elif len(unit) == 1 and self._skip(unit[0], token):
                 pass
-            elif len(unit) > 1 or (pinned_key(unit[0]) is not None
-                                   and hasattr(self.messenger, "send_many")):
+            elif len(unit) > 1 or as_request(unit, self._grouped_kinds(), self.max_peers):
                 # a row pinned to a request to many goes as that request, alone too
                 await self._deliver_many(unit, token)
             else:

@@ -12,14 +12,18 @@ are sent as one request to up to ``max_peers`` chats. The request's idempotency 
 again after a crash — the same rows, in the same order, because claims are ordered and
 groups are cut in claim order — is the same request and the platform drops the repeat.
 
-A request whose outcome is unknown (a timeout, a dropped connection: the platform may have
-applied it) pins its key to its rows: they are given back with ``last_error`` starting
-``[request <key>]`` (:func:`pinned`). Later claims may cut those rows into other groups —
-claims are limited, and rows come due at different times — so a pinned row only goes
-with rows pinned to the same key, alone too, and the request carries that key: a peer
-that may have the message never gets it under a second ``random_id``. (VK drops a repeated
-``random_id`` per recipient, so a smaller retry with the key still reaches the peers the
-first request did not.)
+A request pins its key to its rows before it is sent: ``last_error`` starting
+``[request <key>]`` (:func:`pinned`), written by :func:`pin_requests` in the transaction
+of the claim, right after it — one ``UPDATE`` per request, no commit of its own. Later
+claims may cut those rows into other groups (claims are limited; rows come due at
+different times; a chat held back by an earlier message is left out), whether the first
+request's outcome was unknown (a timeout, a dropped connection) or never marked (the
+worker died after sending), so a pinned row only goes with rows pinned to the same key,
+alone too, and the request carries that key: a peer that may have the message never gets
+it under a second ``random_id``. (VK drops a repeated ``random_id`` per recipient, so a
+smaller retry with the key still reaches the peers the first request did not.) A request
+the platform refused (flood control) leaves its rows unpinned again, unless they were
+pinned before it.
 """
 
 from __future__ import annotations
@@ -72,6 +76,24 @@ def group_units(batch: Sequence[OutboxMessage], kinds: Iterable[str],
         group.append(message)
         chats.add(message.chat_id)
     return units
+
+
+def as_request(unit: Sequence[OutboxMessage], kinds: Iterable[str], max_peers: int) -> bool:
+    """Whether ``unit`` (of :func:`group_units`) goes as one request to many chats — alone
+    too, so that its key is the same however a retry groups its rows."""
+    return unit[0].kind in kinds and (max_peers >= 2 or pinned_key(unit[0]) is not None)
+
+
+async def pin_requests(uow: UnitOfWork, units: Sequence[Sequence[OutboxMessage]],
+                       kinds: Iterable[str], max_peers: int, token: str) -> None:
+    """Pin each request's key to its rows (in ``uow``; the caller commits) before it is
+    sent, so a crash between the send and the mark leaves them pinned. Rows already
+    pinned keep their key: :func:`group_units` grouped them by it."""
+    kinds = frozenset(kinds)
+    for unit in units:
+        if as_request(unit, kinds, max_peers) and pinned_key(unit[0]) is None:
+            ids = [m.id for m in unit if m.id is not None]
+            await uow.outbox.annotate(ids, token, pinned("", batch_key(unit)))
 
 
 def batch_key(unit: Sequence[OutboxMessage]) -> str:

@@ -27,8 +27,9 @@ reply is dropped by VK itself instead of reaching the citizen twice.
 :meth:`VkOutboxMessenger.send_many` sends one message to up to 100 peers in one
 ``messages.send`` (``peer_ids``) — a broadcast at 100 citizens per request of the 20/s
 limit. Its ``random_id`` comes from the worker's key for the group (the same rows, the
-same key; rows retried after a request whose outcome is unknown keep that request's key,
-however they are grouped again — :mod:`notifications.delivery_batch` — and VK drops a
+same key; a request's key is written to its rows before it is sent, so rows retried after
+a request whose outcome is unknown or never marked keep that request's key, however they
+are grouped again — :mod:`notifications.delivery_batch` — and VK drops a
 repeated ``random_id`` per recipient), and VK answers per peer: an entry with
 ``message_id`` is delivered, one with an ``error`` (901 and the like) or without
 ``message_id`` is unreachable or refused.

@@ -20,7 +20,18 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, TextClause, and_, func, or_, select, text, type_coerce, update
+from sqlalchemy import (
+    Text,
+    TextClause,
+    and_,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    type_coerce,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -204,6 +215,18 @@ class SqlOutbox:
         if error:
             values["last_error"] = error[:ERROR_CHARS]
         return await self._update_claimed(message_id, token, values)
+
+    async def annotate(self, message_ids: Sequence[int], token: str, prefix: str) -> None:
+        """``prefix`` before the ``last_error`` of the messages ``token`` holds, in one
+        statement (the worker writes this in the transaction of its claim)."""
+        ids = list(message_ids)
+        for start in range(0, len(ids), IN_CHUNK):
+            await self.session.execute(
+                update(OutboxRow)
+                .where(ids_in(ids[start:start + IN_CHUNK]), OutboxRow.claim_token == token,
+                       OutboxRow.status == str(OutboxStatus.PENDING))
+                .values(last_error=literal(prefix, Text) + OutboxRow.last_error)
+                .execution_options(synchronize_session=False))
 
     async def release(self, message_ids: Sequence[int], token: str) -> None:
         if not message_ids:

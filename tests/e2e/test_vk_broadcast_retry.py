@@ -15,7 +15,7 @@ next due row when nothing is due.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,10 @@ VK_USERS = [7_700_000 + i for i in range(7)]
 TEXT = "Плановое отключение света 5 декабря с 10:00 до 12:00"
 
 
+class Killed(Exception):
+    pass
+
+
 @dataclass
 class Env:
     database: Database
@@ -42,11 +46,11 @@ class Env:
     vk: FakeVK
     api: Any
 
-    def worker(self, **kwargs: Any) -> DeliveryWorker:
+    def worker(self, uow: Callable[[], Any] | None = None, **kwargs: Any) -> DeliveryWorker:
         from bots.vk.outbox import VkOutboxMessenger
 
         jitter = iter([0.9, 0.1, 0.5, 0.3, 0.7, 0.2, 0.8, 0.4, 0.6] * 20)
-        return DeliveryWorker(self.database.uow, "vk", VkOutboxMessenger(self.api),
+        return DeliveryWorker(uow or self.database.uow, "vk", VkOutboxMessenger(self.api),
                               clock=self.clock.now, sleep=self.clock.sleep,
                               jitter=lambda: next(jitter), **kwargs)
 
@@ -70,6 +74,20 @@ class Env:
         return [([int(p) for p in str(c.params.get("peer_ids") or c.params["peer_id"])
                   .split(",")], c.params["random_id"])
                 for c in self.vk.calls_of("messages.send")]
+
+    def dies_after_claim(self) -> Callable[[], Any]:
+        """A worker's unit of work that opens once (the claim) and then never again: the
+        worker is gone after it sent, before it marked anything."""
+        opened = 0
+
+        def uow() -> Any:
+            nonlocal opened
+            opened += 1
+            if opened > 1:
+                raise Killed("the worker died before marking its sends")
+            return self.database.uow()
+
+        return uow
 
     async def statuses(self) -> set[OutboxStatus]:
         async with self.database.uow() as uow:
@@ -149,3 +167,26 @@ async def test_a_request_vk_never_applied_retried_in_smaller_claims_reaches_ever
     assert await env.statuses() == {OutboxStatus.SENT}
     assert len({random_id for _, random_id in env.requests()}) == 1
     assert env.vk.repeats_dropped == []
+
+
+@pytest.mark.parametrize(("first_claim", "retry_claim"), [(100, 2), (1, 100)],
+                         ids=["retried-in-smaller-claims", "sent-alone-retried-in-a-group"])
+async def test_a_worker_dead_between_send_and_mark_shows_the_broadcast_once(
+        env: Env, first_claim: int, retry_claim: int) -> None:
+    """VK applied the request and answered; the worker died before it marked the rows.
+    When the lease runs out a claim of another size cuts them into other groups (two at
+    a time; or the row sent alone goes with the rest): the retries carry the dead
+    worker's ``random_id`` for those rows, and VK drops them for those peers."""
+    dead = env.worker(env.dies_after_claim(), batch_size=first_claim)
+    with pytest.raises(Killed):
+        await dead.run_once()
+    crashed = len(env.vk.world.sent)
+    assert crashed == min(first_claim, len(VK_USERS))  # VK showed it; nothing was marked
+    assert await env.statuses() == {OutboxStatus.PENDING}
+
+    env.clock.advance(dead.lease.total_seconds())
+    await env.drain(env.worker(batch_size=retry_claim))
+
+    assert env.shown() == Counter(VK_USERS)  # nobody twice
+    assert await env.statuses() == {OutboxStatus.SENT}
+    assert len(env.vk.repeats_dropped) == crashed

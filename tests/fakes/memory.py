@@ -245,6 +245,13 @@ class FakeOutbox:
         self._put(message)
         return True
 
+    async def annotate(self, message_ids: Sequence[int], token: str, prefix: str) -> None:
+        for message_id in message_ids:
+            message = self._claimed(message_id, token)
+            if message is not None:
+                message.last_error = prefix + message.last_error
+                self._put(message)
+
     async def release(self, message_ids: Sequence[int], token: str) -> None:
         for message_id in message_ids:
             message = self._claimed(message_id, token)
