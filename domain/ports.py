@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -128,12 +128,20 @@ class Outbox(Protocol):
         ...
 
     async def claim(self, channel: str, now: datetime, *, limit: int, lease: timedelta,
-                    token: str) -> list[OutboxMessage]:
+                    token: str,
+                    notes: Callable[[Sequence[OutboxMessage]],
+                                    Iterable[tuple[Sequence[int], str]]] | None = None,
+                    ) -> list[OutboxMessage]:
         """Lock up to ``limit`` due pending messages of ``channel`` until ``now + lease``;
         highest priority, then oldest ``not_before`` first. Due messages to unreachable
         citizens are marked unreachable instead of returned. Counts an attempt on each.
         Keeps each chat's order: no message is claimed while an older one to the same chat
-        has been tried and is still pending (in flight or waiting to be retried)."""
+        has been tried and is still pending (in flight or waiting to be retried).
+
+        ``notes``, given the claimed messages, names ``(ids, note)`` pairs: the claim puts
+        each note before those messages' stored ``last_error`` (what must survive the
+        worker's crash: the request to many chats they go in); the returned messages
+        keep their ``last_error`` as it was."""
         ...
 
     async def finish(self, message_id: int, token: str, status: OutboxStatus, *,
@@ -151,11 +159,6 @@ class Outbox(Protocol):
     async def reschedule(self, message_id: int, token: str, *, not_before: datetime,
                          error: str = "") -> bool:
         """Give a claimed message back, due again at ``not_before``."""
-        ...
-
-    async def annotate(self, message_ids: Sequence[int], token: str, prefix: str) -> None:
-        """Put ``prefix`` before the ``last_error`` of the claimed messages: what must
-        survive the worker's crash (the request to many chats they are sent in)."""
         ...
 
     async def release(self, message_ids: Sequence[int], token: str) -> None:

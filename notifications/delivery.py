@@ -16,8 +16,8 @@ outcomes); and :meth:`DeliveryWorker.run` claims the next batch while the curren
 still being sent. Messages of the kinds in ``batch_kinds`` (broadcasts) go through a
 messenger's ``send_many`` when it has one (VK: up to 100 ``peer_ids`` per
 ``messages.send``, one request of the rate limit). Each such request's key is written to
-its rows in the claim's transaction, before it is sent
-(:func:`~notifications.delivery_batch.pin_requests`), so rows sent and never marked (the
+its rows by the claim that takes them, before it is sent
+(:func:`~notifications.delivery_batch.request_pins`), so rows sent and never marked (the
 worker died) are retried under that key however a later claim groups them, and VK,
 which drops a repeated ``random_id`` per recipient, shows nobody the broadcast twice.
 
@@ -35,7 +35,7 @@ import inspect
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from domain.ports import OutboxMessage, OutboxStatus, UnitOfWork
@@ -44,7 +44,7 @@ from notifications.delivery_batch import (
     as_request,
     flush_outcomes,
     group_units,
-    pin_requests,
+    request_pins,
     round_robin,
 )
 from notifications.delivery_send import Backoff, Sending
@@ -219,18 +219,21 @@ class DeliveryWorker(Sending):
 
     async def _claim(self) -> tuple[list[list[OutboxMessage]], str, datetime]:
         """Claim a batch and cut it into units of sending; the key of each request to
-        many chats is pinned to its rows in the claim's transaction (delivery_batch), so
+        many chats is pinned to its rows by the claim's own UPDATE (delivery_batch), so
         the rows of a request sent and never marked (the worker died) are retried under
         its key however a later claim groups them."""
         token = uuid.uuid4().hex
         claimed_at = self.clock()
+        kinds = self._grouped_kinds()
+        units: list[list[OutboxMessage]] = []
+
+        def pins(batch: Sequence[OutboxMessage]) -> list[tuple[list[int], str]]:
+            units[:] = group_units(round_robin(list(batch)), kinds, self.max_peers)
+            return request_pins(units, kinds, self.max_peers)
+
         async with self.uow_factory() as uow:
-            batch = await uow.outbox.claim(self.channel, claimed_at,
-                                           limit=self._claim_limit(), lease=self.lease,
-                                           token=token)
-            kinds = self._grouped_kinds()
-            units = group_units(round_robin(batch), kinds, self.max_peers)
-            await pin_requests(uow, units, kinds, self.max_peers, token)
+            await uow.outbox.claim(self.channel, claimed_at, limit=self._claim_limit(),
+                                   lease=self.lease, token=token, notes=pins)
             await uow.commit()
         return units, token, claimed_at
 

@@ -13,8 +13,9 @@ again after a crash — the same rows, in the same order, because claims are ord
 groups are cut in claim order — is the same request and the platform drops the repeat.
 
 A request pins its key to its rows before it is sent: ``last_error`` starting
-``[request <key>]`` (:func:`pinned`), written by :func:`pin_requests` in the transaction
-of the claim, right after it — one ``UPDATE`` per request, no commit of its own. Later
+``[request <key>]`` (:func:`pinned`), written by the claim itself — the worker groups the
+rows it claims (:func:`request_pins`) and the claim's one ``UPDATE`` writes the keys with
+the lease, so no row is written twice for it. Later
 claims may cut those rows into other groups (claims are limited; rows come due at
 different times; a chat held back by an earlier message is left out), whether the first
 request's outcome was unknown (a timeout, a dropped connection) or never marked (the
@@ -84,16 +85,16 @@ def as_request(unit: Sequence[OutboxMessage], kinds: Iterable[str], max_peers: i
     return unit[0].kind in kinds and (max_peers >= 2 or pinned_key(unit[0]) is not None)
 
 
-async def pin_requests(uow: UnitOfWork, units: Sequence[Sequence[OutboxMessage]],
-                       kinds: Iterable[str], max_peers: int, token: str) -> None:
-    """Pin each request's key to its rows (in ``uow``; the caller commits) before it is
-    sent, so a crash between the send and the mark leaves them pinned. Rows already
-    pinned keep their key: :func:`group_units` grouped them by it."""
+def request_pins(units: Sequence[Sequence[OutboxMessage]], kinds: Iterable[str],
+                 max_peers: int) -> list[tuple[list[int], str]]:
+    """``(ids, note)`` for the claim to write before the rows' ``last_error``: each
+    request's key, pinned to its rows before it is sent, so a crash between the send and
+    the mark leaves them pinned. Rows already pinned keep their key (:func:`group_units`
+    grouped them by it)."""
     kinds = frozenset(kinds)
-    for unit in units:
-        if as_request(unit, kinds, max_peers) and pinned_key(unit[0]) is None:
-            ids = [m.id for m in unit if m.id is not None]
-            await uow.outbox.annotate(ids, token, pinned("", batch_key(unit)))
+    return [([m.id for m in unit if m.id is not None], pinned("", batch_key(unit)))
+            for unit in units
+            if as_request(unit, kinds, max_peers) and pinned_key(unit[0]) is None]
 
 
 def batch_key(unit: Sequence[OutboxMessage]) -> str:

@@ -16,7 +16,7 @@ channel's pending rows.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TextClause,
     and_,
+    case,
     func,
     literal,
     or_,
@@ -46,6 +47,10 @@ ERROR_CHARS = 1_000
 IN_CHUNK = 500  # ids per IN (...) list: far below SQLite's 32,766 parameters
 # ix_outbox_tried's predicate on the claim's alias of the table
 TRIED_SQL = " AND ".join(f"tried.{term.strip()}" for term in OUTBOX_TRIED.split(" AND "))
+
+
+# what a claim writes before the last_error of some of its messages: (ids, note) pairs
+Notes = Callable[[Sequence[OutboxMessage]], Iterable[tuple[Sequence[int], str]]]
 
 
 def message_from_row(row: Any) -> OutboxMessage:
@@ -99,7 +104,7 @@ class SqlOutbox:
         return [message_from_row(row) for row in rows]
 
     async def claim(self, channel: str, now: datetime, *, limit: int, lease: timedelta,
-                    token: str) -> list[OutboxMessage]:
+                    token: str, notes: Notes | None = None) -> list[OutboxMessage]:
         pending = str(OutboxStatus.PENDING)
         # nothing after a message to the same chat that was tried and is still pending: a
         # probe of the partial index ix_outbox_tried per candidate row. Its predicate is
@@ -143,15 +148,11 @@ class SqlOutbox:
                         claim_token=None).execution_options(synchronize_session=False))
         if not claimed:
             return []
-        await self.session.execute(
-            update(OutboxRow).where(ids_in(claimed))
-            .values(locked_until=now + lease, claim_token=token,
-                    attempts=OutboxRow.attempts + 1)
-            .execution_options(synchronize_session=False))
         # plain rows, not ORM objects: a batch of thousands would otherwise sit in the
         # session's identity map and be walked at every commit. The payload comes as text
         # and is decoded once per distinct text: a broadcast's rows share one, and decoding
-        # it for each of them was most of a big claim's time.
+        # it for each of them was most of a big claim's time. Read before the UPDATE, so
+        # the notes on them go in the same statement (each row is written once).
         table = OutboxRow.__table__
         columns = [type_coerce(table.c.payload, Text) if name == "payload" else table.c[name]
                    for name in FIELDS]
@@ -169,7 +170,18 @@ class SqlOutbox:
                     cached = decoded[payload] = json.loads(payload)
                 payload = cached
             fields["payload"] = dict(payload or {})
+            fields.update(locked_until=now + lease, claim_token=token,
+                          attempts=fields["attempts"] + 1)
             messages.append(OutboxMessage(**fields, status=OutboxStatus(status), id=row_id))
+        claim: dict[str, Any] = {"locked_until": now + lease, "claim_token": token,
+                                 "attempts": OutboxRow.attempts + 1}
+        noted = [(ids_in(ids), literal(note, Text) + OutboxRow.last_error)
+                 for ids, note in (notes(messages) if notes else ()) if ids]
+        if noted:
+            claim["last_error"] = case(*noted, else_=OutboxRow.last_error)
+        await self.session.execute(
+            update(OutboxRow).where(ids_in(claimed)).values(**claim)
+            .execution_options(synchronize_session=False))
         return messages
 
     async def finish(self, message_id: int, token: str, status: OutboxStatus, *,
@@ -215,18 +227,6 @@ class SqlOutbox:
         if error:
             values["last_error"] = error[:ERROR_CHARS]
         return await self._update_claimed(message_id, token, values)
-
-    async def annotate(self, message_ids: Sequence[int], token: str, prefix: str) -> None:
-        """``prefix`` before the ``last_error`` of the messages ``token`` holds, in one
-        statement (the worker writes this in the transaction of its claim)."""
-        ids = list(message_ids)
-        for start in range(0, len(ids), IN_CHUNK):
-            await self.session.execute(
-                update(OutboxRow)
-                .where(ids_in(ids[start:start + IN_CHUNK]), OutboxRow.claim_token == token,
-                       OutboxRow.status == str(OutboxStatus.PENDING))
-                .values(last_error=literal(prefix, Text) + OutboxRow.last_error)
-                .execution_options(synchronize_session=False))
 
     async def release(self, message_ids: Sequence[int], token: str) -> None:
         if not message_ids:

@@ -185,7 +185,7 @@ class FakeOutbox:
                 and (citizen_id is None or m.citizen_id == citizen_id)]
 
     async def claim(self, channel: str, now: datetime, *, limit: int, lease: timedelta,
-                    token: str) -> list[OutboxMessage]:
+                    token: str, notes: Any = None) -> list[OutboxMessage]:
         tried: dict[str, int] = {}  # chat → its oldest message tried and still pending
         for m in self._all().values():
             if m.channel == channel and m.status is OutboxStatus.PENDING and m.attempts > 0:
@@ -208,6 +208,9 @@ class FakeOutbox:
             message.attempts += 1
             self._put(message)
             claimed.append(copy.deepcopy(message))
+        for ids, note in notes(claimed) if notes else ():
+            for message_id in ids:
+                self.pending[message_id].last_error = note + self.pending[message_id].last_error
         return claimed
 
     def _claimed(self, message_id: int, token: str) -> OutboxMessage | None:
@@ -244,13 +247,6 @@ class FakeOutbox:
         message.last_error = error or message.last_error
         self._put(message)
         return True
-
-    async def annotate(self, message_ids: Sequence[int], token: str, prefix: str) -> None:
-        for message_id in message_ids:
-            message = self._claimed(message_id, token)
-            if message is not None:
-                message.last_error = prefix + message.last_error
-                self._put(message)
 
     async def release(self, message_ids: Sequence[int], token: str) -> None:
         for message_id in message_ids:

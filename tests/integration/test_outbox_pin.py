@@ -70,15 +70,22 @@ async def test_the_key_is_on_the_rows_before_the_request_is_sent(db: Database) -
     assert rows[ids[0]].last_error == pinned("", key) and rows[notice].last_error == ""
 
 
-async def test_annotate_touches_only_rows_the_token_holds(db: Database) -> None:
-    first, second = await add(db, "broadcast", "1"), await add(db, "broadcast", "2")
+async def test_a_claim_writes_its_notes_on_the_rows_it_claims_only(db: Database) -> None:
+    first, second, third = [await add(db, "broadcast", str(chat), error=EARLIER)
+                            for chat in (1, 2, 3)]
     async with db.uow() as uow:
-        [claimed] = await uow.outbox.claim("vk", T0, limit=1, lease=timedelta(minutes=1),
-                                           token="t1")
-        await uow.outbox.annotate([first, second], "t1", "[request x] ")
-        await uow.outbox.annotate([first], "t2", "[request y] ")
+        claimed = await uow.outbox.claim(
+            "vk", T0, limit=2, lease=timedelta(minutes=1), token="t1",
+            notes=lambda batch: [([batch[0].id or 0, third], "[request x] "), ([], "[y] ")])
         await uow.commit()
-    assert claimed.id == first
+    assert [m.id for m in claimed] == [first, second]
+    assert {m.last_error for m in claimed} == {EARLIER}  # as read, not as noted
     async with db.uow() as uow:
-        rows = {m.id: m.last_error for m in await uow.outbox.find()}
-    assert rows == {first: "[request x] ", second: ""}
+        stored = {m.id: m for m in await uow.outbox.find()}
+    assert {i: m.last_error for i, m in stored.items()} == {
+        first: "[request x] " + EARLIER, second: EARLIER, third: EARLIER}
+    for message in claimed:  # the claim's lease as the rows hold it
+        row = stored[message.id]
+        assert (row.claim_token, row.attempts, row.locked_until) == (
+            message.claim_token, message.attempts, message.locked_until) == (
+            "t1", 1, T0 + timedelta(minutes=1))
