@@ -111,3 +111,27 @@ async def test_flood_control_does_not_pin_a_request_it_refused() -> None:
                             sleep=clock.sleep)
     assert await worker.run_once() == 3
     assert {pinned_key(m) for m in store.outbox.values()} == {None}
+
+
+async def test_the_claim_pins_the_key_before_the_send_and_a_lone_row_goes_as_a_request() -> None:
+    """A worker that dies after the send finds its rows pinned: the claim wrote the key."""
+    store, clock = MemoryStore(), FakeClock()
+    await queue(store, clock, 3)
+    stored_at_send: list[set[str | None]] = []
+
+    class Peeking(FailingManyMessenger):
+        async def send_many(self, to: Sequence[Address], msg: OutgoingMessage, *,
+                            key: str) -> list[SendResult]:
+            stored_at_send.append({pinned_key(m) for m in store.outbox.values()
+                                   if m.chat_id in {a.chat_id for a in to}})
+            return await super().send_many(to, msg, key=key)
+
+    messenger = Peeking()
+    for limit in (2, 1):  # a request of two, then the last row alone
+        assert await DeliveryWorker(store.unit_of_work, "vk", messenger, clock=clock.now,
+                                    sleep=clock.sleep, batch_size=limit).run_once() == limit
+    assert [(chats, {key}) for chats, key in messenger.requests] == [
+        (chats, stored) for (chats, _), stored in zip(messenger.requests, stored_at_send,
+                                                      strict=True)]
+    assert [chats for chats, _ in messenger.requests] == [["1", "2"], ["3"]]
+    assert messenger.attempts == []  # never send(): the lone row went as a request too
